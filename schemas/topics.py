@@ -1,0 +1,92 @@
+"""The registry of topics: every topic leadflow uses, declared once with its key, value model and writer.
+
+Names are qualified by an optional prefix (`LEADFLOW_TOPIC_PREFIX`) so that test runs can use their
+own topics on a shared broker; nothing else may spell a topic name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.base import Event
+from schemas.identity import PersonsMerged, TouchpointIdentified
+from schemas.leads import LeadUpdated
+from schemas.scores import ScoreChanged
+from schemas.tasks import TaskCreated, TaskOutcomeRecorded
+from schemas.touchpoints import TouchpointReceived
+
+DEFAULT_PARTITIONS = 4
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    value: type[Event] | None
+    writer: str
+    consumers: tuple[str, ...] = ()
+    partitions: int = DEFAULT_PARTITIONS
+    doc: str = ""
+
+    def qualified(self, prefix: str = "") -> str:
+        return f"{prefix}{self.name}"
+
+
+TOUCHPOINTS_RAW = TopicSpec(
+    "touchpoints.raw",
+    key="any (upstream's choice; the gateway uses tenant_id:event_id)",
+    value=TouchpointReceived,
+    writer="upstream",  # upstream systems directly, or the gateway on their behalf
+    consumers=("identity",),
+    doc="Touchpoint envelopes as JSON, exactly as upstream sent them.",
+)
+TOUCHPOINTS_IDENTIFIED = TopicSpec(
+    "touchpoints.identified",
+    key="one_id",
+    value=TouchpointIdentified,
+    writer="identity",
+    consumers=("leads",),
+)
+IDENTITY_MERGES = TopicSpec(
+    "identity.merges", key="winner one_id", value=PersonsMerged, writer="identity"
+)
+LEADS_CHANGES = TopicSpec(
+    "leads.changes", key="one_id", value=LeadUpdated, writer="leads", consumers=("scoring",)
+)
+SCORES_CHANGES = TopicSpec(
+    "scores.changes", key="one_id", value=ScoreChanged, writer="scoring", consumers=("notify",)
+)
+TASKS_EVENTS = TopicSpec("tasks.events", key="one_id", value=TaskCreated, writer="notify")
+TASKS_OUTCOMES = TopicSpec(
+    "tasks.outcomes", key="one_id", value=TaskOutcomeRecorded, writer="notify"
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TOUCHPOINTS_RAW,
+    TOUCHPOINTS_IDENTIFIED,
+    IDENTITY_MERGES,
+    LEADS_CHANGES,
+    SCORES_CHANGES,
+    TASKS_EVENTS,
+    TASKS_OUTCOMES,
+)
+
+
+def dead_letter_topic(source: TopicSpec, consumer: str) -> TopicSpec:
+    """The dead-letter topic of one consumer of `source`; that consumer is its only writer."""
+    if consumer not in source.consumers:
+        raise ValueError(f"{consumer} does not consume {source.name}")
+    return TopicSpec(
+        f"{source.name}.{consumer}.dlq",
+        key="the original key",
+        value=None,
+        writer=consumer,
+        partitions=1,
+        doc="Original bytes; reason, source topic, partition and offset in leadflow.dlq.* headers.",
+    )
+
+
+DEAD_LETTER_TOPICS: tuple[TopicSpec, ...] = tuple(
+    dead_letter_topic(t, c) for t in TOPICS for c in t.consumers
+)
+ALL_TOPICS: tuple[TopicSpec, ...] = TOPICS + DEAD_LETTER_TOPICS
