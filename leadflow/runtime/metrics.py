@@ -1,0 +1,27 @@
+"""Prometheus metrics shared by all stream workers (names: leadflow_<what>_<unit>)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "leadflow_events_consumed_total", "Records read from a topic", ["service", "topic"]
+)
+EVENTS_PRODUCED = Counter(
+    "leadflow_events_produced_total", "Records written to a topic", ["service", "topic"]
+)
+DEAD_LETTERS = Counter(
+    "leadflow_dead_letters_total", "Records sent to a dead-letter topic", ["service", "topic", "reason"]
+)
+RETRIES = Counter(
+    "leadflow_transient_retries_total", "Transient failures retried", ["service", "topic", "error"]
+)
+DUPLICATES = Counter(
+    "leadflow_duplicates_skipped_total", "Records already applied, skipped", ["service", "topic"]
+)
+PROCESSING_SECONDS = Histogram(
+    "leadflow_processing_seconds",
+    "Time to process one record, decode to emitted output",
+    ["service", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,46 @@
+"""Settings common to every process. Built at startup (never at import), frozen, from LEADFLOW_* env."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_MARKER = "change-me"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    mongo_db: str = "leadflow"
+    topic_prefix: str = ""
+    log_level: str = "INFO"
+    # Partitions of each topic created at startup (dead-letter topics have one).
+    partitions: int = Field(default=4, ge=1, le=256)
+    replication_factor: int = Field(default=1, ge=1, le=5)
+    # Master secret for keyed hashes of identifiers; per-tenant keys are derived from it.
+    hmac_secret: SecretStr = SecretStr(DEV_SECRET_MARKER)
+    # Fernet key (urlsafe base64, 32 bytes) encrypting raw identifier values at rest.
+    fernet_key: SecretStr = SecretStr("")
+
+    @field_validator("hmac_secret")
+    @classmethod
+    def _refuse_default_secret(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() == DEV_SECRET_MARKER or len(value.get_secret_value()) < 16:
+            raise ValueError("set LEADFLOW_HMAC_SECRET to a random string of at least 16 characters")
+        return value
+
+    @field_validator("fernet_key")
+    @classmethod
+    def _fernet_key_present(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("set LEADFLOW_FERNET_KEY (cryptography.fernet.Fernet.generate_key())")
+        return value
+
+
+class WorkerSettings(CommonSettings):
+    """A stream worker: its own HTTP port for /metrics and /healthz."""
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066

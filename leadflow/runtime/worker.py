@@ -1,0 +1,85 @@
+"""Build a service's Faust app and run its worker.
+
+Every service is its own Faust app (consumer group `<prefix>leadflow-<service>`), at-least-once,
+agents with concurrency 1, topics created beforehand by `leadflow.runtime.admin` (never by Faust),
+and a small web server with /healthz and /metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from leadflow.runtime.consumer import RecordProcessor
+from leadflow.runtime.settings import WorkerSettings
+from schemas.topics import TopicSpec, dead_letter_topic
+
+
+def make_app(service: str, settings: WorkerSettings) -> faust.App:
+    brokers = ";".join(f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(","))
+    app = faust.App(
+        f"{settings.topic_prefix}leadflow-{service}",
+        broker=brokers,
+        store="memory://",
+        processing_guarantee="at_least_once",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        broker_commit_interval=1.0,
+    )
+
+    @app.page("/metrics")
+    async def metrics_view(web, request):
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/healthz")
+    async def healthz_view(web, request):
+        return web.json({"status": "ok", "service": service})
+
+    return app
+
+
+class Channels:
+    """The topics one service reads and writes, bound to its app; raw bytes in and out."""
+
+    def __init__(self, app: faust.App, service: str, prefix: str) -> None:
+        self.app = app
+        self.service = service
+        self.prefix = prefix
+        self._topics: dict[str, faust.TopicT] = {}
+
+    def topic(self, name: str) -> faust.TopicT:
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(name, key_serializer="raw", value_serializer="raw")
+        return self._topics[name]
+
+    def source(self, spec: TopicSpec) -> faust.TopicT:
+        return self.topic(spec.qualified(self.prefix))
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers) -> None:
+        # Wait for the broker's ack: the source offset may only move once the output is durable.
+        fut = await self.topic(topic).send(key=key, value=value, headers=headers)
+        await fut
+
+    def processor(self, spec: TopicSpec) -> RecordProcessor:
+        return RecordProcessor(
+            service=self.service,
+            source_topic=spec.name,
+            dead_letter_topic=dead_letter_topic(spec, self.service).qualified(self.prefix),
+            send=self.send,
+            topic_prefix=self.prefix,
+        )
+
+
+def run(app: faust.App, settings: WorkerSettings) -> None:
+    """Run the worker in this process until SIGTERM/SIGINT."""
+    from faust.worker import Worker
+
+    logging.getLogger("faust").setLevel(settings.log_level)
+    Worker(app, loglevel=settings.log_level).execute_from_commandline()

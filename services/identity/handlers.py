@@ -1,0 +1,154 @@
+"""identity use cases: identify a touchpoint (stitch, merge, emit) and answer look-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from leadflow.runtime.messages import Handled, Outgoing
+from schemas.identity import PersonsMerged, RejectedIdentifier, TouchpointIdentified
+from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
+from schemas.touchpoints import Identifier, TouchpointReceived
+from services.identity.adapters.repository import IdentityRepository
+from services.identity.adapters.vault import Vault
+from services.identity.domain import keys
+from services.identity.domain.masking import mask
+from services.identity.domain.normalize import NormalizedIdentifier, normalize
+from services.identity.domain.stitching import prepare, split_winner
+
+
+class IdentityService:
+    def __init__(
+        self,
+        repo: IdentityRepository,
+        *,
+        master_secret: bytes,
+        vault: Vault,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.repo = repo
+        self._master = master_secret
+        self._vault = vault
+        self._clock = clock
+
+    def key_hash(self, tenant_id: str, identifier: NormalizedIdentifier) -> str:
+        return keys.identifier_hash(keys.tenant_key(self._master, tenant_id), identifier)
+
+    async def identify(self, event: TouchpointReceived) -> Handled:
+        tenant, event_id = event.tenant_id, event.event_id
+        receipt = await self.repo.receipt(tenant, event_id)
+        if receipt and receipt["emitted"]:
+            return Handled()  # a duplicate of an event already identified and emitted
+        prepared = prepare(event)
+        now = self._clock()
+        if receipt:
+            one_id = await self.repo.live_root(tenant, receipt["one_id"])
+        else:
+            one_id = await self._stitch(event, prepared.valid, now)
+            await self.repo.save_receipt(tenant, event_id, one_id, now)
+
+        merges = [
+            Outgoing(IDENTITY_MERGES, doc["winner"], PersonsMerged.model_validate(doc["event"]))
+            for doc in await self.repo.merges_for_event(tenant, event_id)
+        ]
+        identified = TouchpointIdentified(
+            tenant_id=tenant,
+            event_id=event_id,
+            one_id=one_id,
+            touchpoint=event.model_copy(
+                update={
+                    "identifiers": [
+                        Identifier(type=i.type, value=i.value, namespace=i.namespace or None)
+                        for i in prepared.valid
+                    ]
+                }
+            ),
+            rejected_identifiers=[RejectedIdentifier(type=t, reason=r) for t, r in prepared.rejected],
+            identified_at=now,
+        )
+
+        async def mark_emitted() -> None:
+            await self.repo.mark_emitted(tenant, event_id)
+
+        return Handled([*merges, Outgoing(TOUCHPOINTS_IDENTIFIED, one_id, identified)], mark_emitted)
+
+    async def _stitch(
+        self, event: TouchpointReceived, identifiers: tuple[NormalizedIdentifier, ...], now: datetime
+    ) -> str:
+        tenant, event_id = event.tenant_id, event.event_id
+        candidate = keys.new_one_id(tenant, event_id)
+        hashes = {self.key_hash(tenant, i): i for i in identifiers}
+        known = await self.repo.owners(tenant, list(hashes))
+        if known:
+            existing = await self.repo.live_persons(tenant, set(known.values()))
+            target = split_winner(existing)[0].one_id
+        else:
+            target = candidate
+            await self.repo.ensure_person(tenant, candidate, now, event_id)
+
+        claimed: dict[str, str] = {}
+        for key_hash, identifier in hashes.items():
+            claimed[key_hash] = await self.repo.claim(
+                    tenant,
+                    key_hash,
+                    target,
+                    {
+                        "type": identifier.type.value,
+                        "namespace": identifier.namespace,
+                        "masked": mask(identifier.type, identifier.value),
+                        "enc": self._vault.seal(identifier.value),
+                        "linked_at": now,
+                        "event_id": event_id,
+                    },
+                )
+        owners = set(claimed.values())
+        if target == candidate and candidate not in owners and identifiers:
+            await self.repo.drop_unused_person(tenant, candidate)  # lost every claim race
+        if not owners:
+            return target  # nothing to link: an anonymous touchpoint is its own person
+
+        winner, losers = split_winner(await self.repo.live_persons(tenant, owners))
+        for loser in losers:
+            # The cause is an identifier that carried the loser's link into this event.
+            cause = next((hashes[k] for k, o in claimed.items() if o == loser.one_id), identifiers[0])
+            await self._merge(event, winner.one_id, loser.one_id, cause, now)
+        return winner.one_id
+
+    async def _merge(
+        self, event: TouchpointReceived, winner: str, loser: str, cause: NormalizedIdentifier, now: datetime
+    ) -> None:
+        tenant = event.tenant_id
+        merge = PersonsMerged(
+            merge_id=keys.merge_id(tenant, winner, loser),
+            tenant_id=tenant,
+            winner=winner,
+            loser=loser,
+            cause_identifier_type=cause.type,
+            event_id=event.event_id,
+            merged_at=now,
+        )
+        # Audit first: a crash after this line is repaired by the replay, which merges again.
+        await self.repo.record_merge(
+            {
+                "_id": merge.merge_id,
+                "tenant_id": tenant,
+                "event_id": event.event_id,
+                "winner": winner,
+                "loser": loser,
+                "event": merge.model_dump(mode="json"),
+            }
+        )
+        await self.repo.mark_merged(tenant, loser, winner)
+        await self.repo.repoint(tenant, loser, winner)
+
+    # ---- queries ---------------------------------------------------------------------------------
+    async def resolve(self, tenant_id: str, identifier: Identifier) -> str | None:
+        """The one_id of an identifier, normalised exactly as on ingest (raises InvalidIdentifier)."""
+        return await self.repo.resolve(tenant_id, self.key_hash(tenant_id, normalize(identifier)))
+
+    async def identifiers_of(self, tenant_id: str, one_id: str) -> list[dict]:
+        return [
+            {"type": d["type"], "namespace": d.get("namespace") or None, "masked": d["masked"],
+             "linked_at": d["linked_at"], "event_id": d["event_id"]}
+            for d in await self.repo.links_of(tenant_id, one_id)
+        ]
