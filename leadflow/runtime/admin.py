@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.topics import ALL_TOPICS, TopicSpec
 
@@ -25,7 +25,7 @@ def ensure_topics(
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="leadflow-admin")
             break
-        except NoBrokersAvailable:
+        except KafkaError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)

@@ -1,6 +1,7 @@
 """Start one stream worker: `python -m services.<name> [--web-port N]`.
 
-Order matters: topics and indexes exist before the first record is consumed.
+A service describes itself with a `ServiceDefinition`; this module does the wiring every service
+shares, in the order that matters: topics and indexes exist before the first record is consumed.
 """
 
 from __future__ import annotations
@@ -8,29 +9,53 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import faust
+from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime import store
 from leadflow.runtime.admin import ensure_topics
 from leadflow.runtime.settings import WorkerSettings
-from leadflow.runtime.worker import run
-
-S = TypeVar("S", bound=WorkerSettings)
+from leadflow.runtime.worker import Channels, make_app, run
 
 
-def launch(
-    *,
-    settings_class: type[S],
-    prepare_store: Callable[[S], Awaitable[None]],
-    bootstrap: Callable[[S], faust.App],
-) -> None:
-    parser = argparse.ArgumentParser()
+class HasIndexes(Protocol):
+    async def ensure_indexes(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    settings: type[WorkerSettings]
+    repositories: Callable[[AsyncDatabase], Sequence[HasIndexes]]
+    build: Callable[[Any, AsyncDatabase], Any]  # (settings, db) -> the service's handlers
+    register: Callable[[Channels, Any], None]  # declares the agents
+
+
+async def prepare_store(definition: ServiceDefinition, settings: WorkerSettings) -> None:
+    client, db = store.connect(settings, app_name=f"{definition.name}-setup")
+    try:
+        for repository in definition.repositories(db):
+            await repository.ensure_indexes()
+    finally:
+        await client.close()
+
+
+def bootstrap(definition: ServiceDefinition, settings: WorkerSettings) -> faust.App:
+    app = make_app(definition.name, settings)
+    _, db = store.connect(settings, app_name=definition.name)
+    definition.register(Channels(app, definition.name, settings.topic_prefix), definition.build(settings, db))
+    return app
+
+
+def launch(definition: ServiceDefinition) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m services.{definition.name}")
     parser.add_argument("--web-port", type=int, default=None)
     args = parser.parse_args()
-    overrides = {"web_port": args.web_port} if args.web_port else {}
-    settings = settings_class(**overrides)
+    settings = definition.settings(**({"web_port": args.web_port} if args.web_port else {}))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     ensure_topics(
         settings.kafka_bootstrap,
@@ -38,5 +63,5 @@ def launch(
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
     )
-    asyncio.run(prepare_store(settings))
-    run(bootstrap(settings), settings)
+    asyncio.run(prepare_store(definition, settings))
+    run(bootstrap(definition, settings), settings)

@@ -8,10 +8,13 @@ and a small web server with /healthz and /metrics.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from leadflow.runtime.consumer import RecordProcessor
+from leadflow.runtime.messages import Handled
 from leadflow.runtime.settings import WorkerSettings
 from schemas.topics import TopicSpec, dead_letter_topic
 
@@ -66,6 +69,29 @@ class Channels:
         # Wait for the broker's ack: the source offset may only move once the output is durable.
         fut = await self.topic(topic).send(key=key, value=value, headers=headers)
         await fut
+
+    def consume(
+        self,
+        spec: TopicSpec,
+        *,
+        decode: Callable[[bytes], Any],
+        handle: Callable[[Any], Awaitable[Handled]],
+        name: str,
+    ) -> None:
+        """Register the agent that feeds every record of `spec` through the consumer policy."""
+        processor = self.processor(spec)
+
+        @self.app.agent(self.source(spec), concurrency=1, name=name)
+        async def agent(stream):
+            async for record in stream.events():
+                await processor.process(
+                    key=record.key,
+                    value=record.value,
+                    partition=record.message.partition,
+                    offset=record.message.offset,
+                    decode=decode,
+                    handle=handle,
+                )
 
     def processor(self, spec: TopicSpec) -> RecordProcessor:
         return RecordProcessor(

@@ -1,5 +1,4 @@
 from leadflow.runtime.launcher import launch
-from services.identity.bootstrap import bootstrap, prepare_store
-from services.identity.settings import IdentitySettings
+from services.identity.bootstrap import DEFINITION
 
-launch(settings_class=IdentitySettings, prepare_store=prepare_store, bootstrap=bootstrap)
+launch(DEFINITION)

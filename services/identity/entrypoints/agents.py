@@ -10,16 +10,6 @@ from services.identity.handlers import IdentityService
 
 
 def register(channels: Channels, service: IdentityService) -> None:
-    processor = channels.processor(TOUCHPOINTS_RAW)
-
-    @channels.app.agent(channels.source(TOUCHPOINTS_RAW), concurrency=1, name="identity.identify")
-    async def identify(stream):
-        async for record in stream.events():
-            await processor.process(
-                key=record.key,
-                value=record.value,
-                partition=record.message.partition,
-                offset=record.message.offset,
-                decode=TouchpointReceived.from_bytes,
-                handle=service.identify,
-            )
+    channels.consume(
+        TOUCHPOINTS_RAW, decode=TouchpointReceived.from_bytes, handle=service.identify, name="identity.identify"
+    )
