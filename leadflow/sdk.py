@@ -20,18 +20,10 @@ def raw_key(event: TouchpointReceived) -> bytes:
     return f"{event.tenant_id}:{event.event_id}".encode()
 
 
-class Publisher:
-    """A thread-safe producer of touchpoints. Invalid events raise pydantic's ValidationError."""
+class EventProducer:
+    """A thread-safe kafka-python producer that waits for acks=all before it reports success."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        *,
-        topic_prefix: str = "",
-        timeout_s: float = 30.0,
-        **producer_config: Any,
-    ) -> None:
-        self.topic = TOUCHPOINTS_RAW.qualified(topic_prefix)
+    def __init__(self, bootstrap_servers: str, *, timeout_s: float = 30.0, **producer_config: Any) -> None:
         self.timeout_s = timeout_s
         config: dict[str, Any] = {
             "acks": "all",
@@ -42,6 +34,33 @@ class Publisher:
         }
         config.update(producer_config)
         self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
+
+    def send_all(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+        """Send (topic, key, value) records; return once the broker acknowledged all of them."""
+        futures = [self._producer.send(topic, key=key, value=value) for topic, key, value in records]
+        self._producer.flush(timeout=self.timeout_s)
+        for future in futures:
+            future.get(timeout=self.timeout_s)  # raises the broker's error, if any
+
+    def flush(self) -> None:
+        self._producer.flush(timeout=self.timeout_s)
+
+    def close(self) -> None:
+        self._producer.close(timeout=self.timeout_s)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Publisher(EventProducer):
+    """Publishes touchpoints. Invalid events raise pydantic's ValidationError before anything is sent."""
+
+    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "", **kwargs: Any) -> None:
+        super().__init__(bootstrap_servers, **kwargs)
+        self.topic = TOUCHPOINTS_RAW.qualified(topic_prefix)
 
     @staticmethod
     def validate(event: TouchpointReceived | Mapping[str, Any]) -> TouchpointReceived:
@@ -54,12 +73,7 @@ class Publisher:
     ) -> list[TouchpointReceived]:
         """Validate all, send all, then wait until the broker acknowledged every one of them."""
         valid = [self.validate(e) for e in events]
-        futures = [
-            self._producer.send(self.topic, key=raw_key(e), value=e.to_bytes()) for e in valid
-        ]
-        self._producer.flush(timeout=self.timeout_s)
-        for future in futures:
-            future.get(timeout=self.timeout_s)  # raises the broker's error, if any
+        self.send_all((self.topic, raw_key(e), e.to_bytes()) for e in valid)
         return valid
 
     def publish(self, event: TouchpointReceived | Mapping[str, Any]) -> TouchpointReceived:
@@ -69,18 +83,6 @@ class Publisher:
         """Send without waiting; returns kafka-python's future. Call `flush()` before relying on it."""
         valid = self.validate(event)
         return self._producer.send(self.topic, key=raw_key(valid), value=valid.to_bytes())
-
-    def flush(self) -> None:
-        self._producer.flush(timeout=self.timeout_s)
-
-    def close(self) -> None:
-        self._producer.close(timeout=self.timeout_s)
-
-    def __enter__(self) -> "Publisher":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def publish(

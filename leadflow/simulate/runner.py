@@ -87,7 +87,8 @@ class HttpSink:
 
     def _post(self) -> None:
         body = b'{"events":[' + b",".join(self.batch) + b"]}"
-        response = self.client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        response = self.client.post("/v1/events", content=body, headers=headers)
         response.raise_for_status()  # the gateway accepts or rejects a batch as a whole
         self.batch.clear()
 
@@ -130,7 +131,8 @@ def run(*, bootstrap_servers: str = "127.0.0.1:9092", tenant: str, rate: float, 
         # Written before sending, so that an evaluator can start and a failed run still has its truth.
         _write_atomically(Path(truth_path), truth.to_json())
     if api_url:
-        client = httpx.Client(base_url=api_url.rstrip("/"), headers={"X-Api-Key": api_key or ""}, timeout=30.0)
+        headers = {"X-Api-Key": api_key or ""}
+        client = httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=30.0)
         sink: Sink = HttpSink(client, batch_size=batch_size)
     else:
         sink = KafkaSink(Publisher(bootstrap_servers, topic_prefix=topic_prefix))

@@ -114,7 +114,8 @@ class GroundTruth:
                        for k, e in self.events.items()},
             "persons": {k: {"kind": p.kind, "converted": p.converted, "identifiers": ids(p.identifiers)}
                         for k, p in self.persons.items()},
-            "junk_actors": {k: {"reason": r, "identifiers": ids(i)} for k, (r, i) in self.junk_actors.items()},
+            "junk_actors": {k: {"reason": reason, "identifiers": ids(i)}
+                            for k, (reason, i) in self.junk_actors.items()},
         }
 
     def to_json(self) -> str:
@@ -172,7 +173,7 @@ class _Person:
         self.phone, self.store = phones.new(), f"store-{r.randint(1, stores):02d}"
         self.unionid, self.oa_openid, self.mp_openid = (f"o{_token(r, 27)}" for _ in range(3))
         self.douyin_id, self.device_id = f"dy_{_token(r, 16)}", _device(r)
-        self.email = f"{_token(r, 6, 'abcdefghijkmnpqrstuvwxyz')}{r.randint(10, 99)}@{r.choice(MAIL_DOMAINS)}"
+        self.email = f"{_token(r, 6, ALNUM[26:52])}{r.randint(10, 99)}@{r.choice(MAIL_DOMAINS)}"
         self.crm_id, self.vin = f"CRM{r.randrange(10**7, 10**8)}", "L" + _token(r, 16, VIN_CHARS)
         self.web = {"ip": _ip(r), "user_agent": r.choice(UAS)}
 
@@ -229,15 +230,15 @@ def _entry(j: _Journey, p: _Person, reveal: bool, owners: list[_Person]) -> str:
     route = r.choices(("wechat", "douyin", "web", "call", "referral"), (35, 30, 20, 10, 5))[0]
     if route == "referral" and reveal and owners:
         referrer = r.choice(owners)
-        j.add(E.REFERRAL_MADE, "store", [p.phone_id()], {**p.lead, "referrer_phone": _spell(r, referrer.phone)},
-              store_id=referrer.store)
+        attrs = {**p.lead, "referrer_phone": _spell(r, referrer.phone)}
+        j.add(E.REFERRAL_MADE, "store", [p.phone_id()], attrs, store_id=referrer.store)
     elif route in ("call", "referral") and reveal:
         j.add(E.CALL_LOGGED, "call_center", [p.phone_id(spelled=True)], {**p.lead, **_call(r, "inbound")})
     elif route == "wechat":
         j.add(E.WECHAT_FOLLOWED, "wechat_oa", p.oa())
         for _ in range(r.randint(0, 2)):
-            j.add(E.CONTENT_ENGAGED, "wechat_oa", p.oa()[:1], {"action": r.choice(("watch", "like", "share")),
-                  "content_id": f"article-{r.randint(100, 999)}"}, gap="hours")
+            attrs = {"action": r.choice(("watch", "like", "share")), "content_id": f"art-{r.randint(1, 999)}"}
+            j.add(E.CONTENT_ENGAGED, "wechat_oa", p.oa()[:1], attrs, gap="hours")  # openid only
         if reveal:  # the follower books through the mini-program: another app, so another openid
             j.add(E.FORM_SUBMITTED, "wechat_mp", [*p.mp(), p.phone_id()], p.form("mp-testdrive"), **p.web)
     elif route == "douyin":
@@ -263,14 +264,13 @@ def _entry(j: _Journey, p: _Person, reveal: bool, owners: list[_Person]) -> str:
 def _journey(rng: random.Random, p: _Person, owners: list[_Person]) -> list[_Step]:
     j, r, buyer = _Journey(rng), rng, p.kind == "buyer"
     car = {"car_model": p.model}
-    store_ids = [p.phone_id(spelled=True), _id(T.CRM_ID, p.crm_id)]
+    store_ids = [p.phone_id(spelled=True), _id(T.CRM_ID, p.crm_id)]  # the DMS keeps one spelling
     if p.kind == "owner":  # an existing customer: service visits by VIN, a follow-up call, maybe more
         for _ in range(1 + (r.random() < 0.25)):
-            j.add(E.SERVICE_VISITED, "store", [*store_ids, _id(T.VIN, p.vin)],
-                  {**car, "service_type": r.choice(("保养", "维修", "钣喷")), "mileage_km": r.randint(3, 90) * 1000},
-                  store_id=p.store)
+            attrs = {**car, "service_type": r.choice(("保养", "维修", "钣喷")), "mileage_km": r.randint(3_000, 90_000)}
+            j.add(E.SERVICE_VISITED, "store", [*store_ids, _id(T.VIN, p.vin)], attrs, store_id=p.store)
             if r.random() < 0.5:
-                j.add(E.CALL_LOGGED, "call_center", [p.phone_id(spelled=True)], _call(r, "outbound"), gap="hours")
+                j.add(E.CALL_LOGGED, "call_center", [p.phone_id(spelled=True)], _call(r, "outbound"))
         if r.random() < 0.3:
             j.add(E.WECHAT_FOLLOWED, "wechat_oa", p.oa())
         if r.random() < 0.05:
@@ -301,13 +301,13 @@ def _journey(rng: random.Random, p: _Person, owners: list[_Person]) -> list[_Ste
               store_id=p.store, gap="hours")
     if buyer:
         money = {**car, "currency": "CNY", "order_id": f"SO{r.randrange(10**9, 10**10)}"}
-        if r.random() < 0.6:  # deposit through the group's Tmall store, under a Tmall member id
-            j.add(E.DEPOSIT_PAID, "ecommerce", [p.phone_id(), _id(T.MEMBER_ID, f"tb{r.randrange(10**9, 10**10)}", "tmall")],
-                  {**money, "amount": 5000.0})
-        j.add(E.ORDER_PLACED, "store", store_ids, {**money, "amount": float(PRICES[p.model])}, store_id=p.store)
+        price = {**money, "amount": float(PRICES[p.model])}
+        if r.random() < 0.6:  # a deposit through the group's Tmall store, under a Tmall member id
+            member = _id(T.MEMBER_ID, f"tb{r.randrange(10**9, 10**10)}", "tmall")
+            j.add(E.DEPOSIT_PAID, "ecommerce", [p.phone_id(), member], {**money, "amount": 5000.0})
+        j.add(E.ORDER_PLACED, "store", store_ids, price, store_id=p.store)
         if r.random() < 0.7:  # the rest are still waiting for delivery
-            j.add(E.PURCHASE_COMPLETED, "store", [*store_ids, _id(T.VIN, p.vin)],
-                  {**money, "amount": float(PRICES[p.model])}, store_id=p.store)
+            j.add(E.PURCHASE_COMPLETED, "store", [*store_ids, _id(T.VIN, p.vin)], price, store_id=p.store)
     elif r.random() < 0.06:
         j.add(E.UNSUBSCRIBED, "call_center", [p.phone_id(spelled=True)], {"reason": "不需要了"})
     elif r.random() < 0.03:
@@ -322,25 +322,25 @@ def _junk(rng: random.Random, phones: _Phones, room: int) -> tuple[str, list[_St
     """One junk actor: its reason and its form fills (`room` caps how many)."""
     r, j = rng, _Journey(rng)
     # Brushing weighs less per draw because each burst brings several forms.
-    reason = r.choices(JUNK_REASONS, (3, 3, 0, 3, 1 if room >= 3 else 0))[0]
+    reason = r.choices(JUNK_REASONS, (3, 3, 3, 3, 1 if room >= 3 else 0))[0]
     channel = r.choice(("web", "douyin", "wechat_mp"))
     device = {"web": _id(T.DEVICE_ID, _device(r)), "douyin": _id(T.DOUYIN_ID, f"dy_{_token(r, 16)}"),
               "wechat_mp": _id(T.WECHAT_OPENID, f"o{_token(r, 27)}", MP_APP)}[channel]
-    src = {"ip": _ip(r), "user_agent": r.choice(UAS)}
-    n = r.randint(5, 10) if reason == "brushing" else 1
+    src = {"ip": _ip(r), "user_agent": r.choice(BOT_UAS) if reason == "bot_form" else r.choice(UAS)}
+    n = r.randint(5, 10) if reason == "brushing" else 1  # brushing: one device and IP, many forms
     for _ in range(min(n, room)):
-        attrs = {"name": r.choice(("测试", "test", "aaa", r.choice(SURNAMES) + r.choice(GIVEN))),
-                 "car_model": r.choice(MODELS), "form_id": f"{channel}-leadform",
-                 "fill_seconds": round(r.uniform(8, 90), 1)}
-        phone = {"test_number": r.choice(TEST_NUMBERS), "invalid_phone": r.choice(INVALID_PHONES)}.get(reason)
-        ids = [device, _id(T.PHONE, phone or phones.new())]
-        if reason == "bot_form":
-            attrs["fill_seconds"], src["user_agent"] = round(r.uniform(0.2, 1.9), 2), r.choice(BOT_UAS)
-        elif reason == "disposable_email":
-            ids[1] = _id(T.EMAIL, f"{_token(r, 8, 'abcdefghijklmnopqrstuvwxyz0123456789')}@{r.choice(DISPOSABLE)}")
-        elif reason == "brushing":  # one device and IP, a new name and phone every minute or so
-            attrs["name"] = r.choice(SURNAMES) + r.choice(GIVEN)
-        j.add(E.FORM_SUBMITTED, channel, ids, attrs, gap="min", **src)
+        # Brushers vary the name with every form; testers type whatever comes to hand.
+        name = r.choice(SURNAMES) + r.choice(GIVEN) if reason == "brushing" else r.choice(("测试", "test", "a"))
+        fill = r.uniform(0.2, 1.9) if reason == "bot_form" else r.uniform(8, 90)
+        attrs = {"name": name, "car_model": r.choice(MODELS), "form_id": f"{channel}-leadform",
+                 "fill_seconds": round(fill, 1)}
+        if reason == "disposable_email":
+            contact = _id(T.EMAIL, f"{_token(r, 8, ALNUM[26:])}@{r.choice(DISPOSABLE)}")
+        elif reason in ("test_number", "invalid_phone"):
+            contact = _id(T.PHONE, r.choice(TEST_NUMBERS if reason == "test_number" else INVALID_PHONES))
+        else:
+            contact = _id(T.PHONE, phones.new())
+        j.add(E.FORM_SUBMITTED, channel, [device, contact], attrs, gap="min", **src)
     return reason, j.steps
 
 

@@ -1,0 +1,103 @@
+"""The notify store: the only writer of `consultants`, `tasks`, `task_slots` (the one open task of a
+person) and `task_outcomes`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from schemas.tasks import TaskStatus
+from services.notify.domain.tasks import Consultant
+
+
+def _pid(tenant_id: str, one_id: str) -> str:
+    return f"{tenant_id}\x1f{one_id}"
+
+
+class NotifyRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.consultants = db["consultants"]
+        self.tasks = db["tasks"]
+        self.slots = db["task_slots"]
+        self.outcomes = db["task_outcomes"]
+
+    async def ensure_indexes(self) -> None:
+        await self.tasks.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("status", ASCENDING)])
+        await self.tasks.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
+        await self.tasks.create_index([("tenant_id", ASCENDING), ("due_at", ASCENDING)])
+        await self.consultants.create_index([("tenant_id", ASCENDING), ("active", ASCENDING)])
+        await self.outcomes.create_index([("tenant_id", ASCENDING), ("task_id", ASCENDING)])
+
+    # ---- consultants -----------------------------------------------------------------------------
+    async def upsert_consultant(self, tenant_id: str, consultant_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return await self.consultants.find_one_and_update(
+            {"_id": _pid(tenant_id, consultant_id)},
+            {"$set": {"tenant_id": tenant_id, "consultant_id": consultant_id, **fields}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            projection={"_id": 0},
+        )
+
+    async def consultants_with_load(self, tenant_id: str) -> list[Consultant]:
+        pipeline = [
+            {"$match": {"tenant_id": tenant_id, "status": TaskStatus.OPEN.value, "consultant_id": {"$ne": None}}},
+            {"$group": {"_id": "$consultant_id", "n": {"$sum": 1}}},
+        ]
+        load = {doc["_id"]: doc["n"] async for doc in await self.tasks.aggregate(pipeline)}
+        cursor = self.consultants.find({"tenant_id": tenant_id, "active": True})
+        return [
+            Consultant(d["consultant_id"], d.get("store_id") or "", True, d.get("capacity", 50), load.get(d["consultant_id"], 0))
+            async for d in cursor
+        ]
+
+    # ---- tasks -----------------------------------------------------------------------------------
+    async def open_task_id(self, tenant_id: str, one_id: str) -> str | None:
+        doc = await self.slots.find_one({"_id": _pid(tenant_id, one_id)})
+        return doc.get("open_task_id") if doc else None
+
+    async def create_task(self, doc: dict[str, Any]) -> None:
+        await self.tasks.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+
+    async def take_slot(self, tenant_id: str, one_id: str, task_id: str) -> None:
+        await self.slots.update_one(
+            {"_id": _pid(tenant_id, one_id)},
+            {"$set": {"tenant_id": tenant_id, "one_id": one_id, "open_task_id": task_id}},
+            upsert=True,
+        )
+
+    async def free_slot(self, tenant_id: str, one_id: str, task_id: str) -> None:
+        await self.slots.update_one(
+            {"_id": _pid(tenant_id, one_id), "open_task_id": task_id}, {"$set": {"open_task_id": None}}
+        )
+
+    async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
+        return await self.tasks.find_one({"_id": task_id, "tenant_id": tenant_id})
+
+    async def list_tasks(self, tenant_id: str, *, consultant_id: str | None, status: TaskStatus | None,
+                         one_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if consultant_id:
+            query["consultant_id"] = consultant_id
+        if status:
+            query["status"] = status.value
+        if one_id:
+            query["one_id"] = one_id
+        cursor = self.tasks.find(query).sort([("due_at", ASCENDING), ("created_at", DESCENDING)]).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def record_outcome(self, doc: dict[str, Any], *, close: bool, now: datetime) -> None:
+        await self.outcomes.insert_one(doc)
+        update: dict[str, Any] = {
+            "$push": {"outcomes": {k: doc[k] for k in ("outcome_id", "outcome", "reason", "note", "recorded_at")}},
+            "$set": {"last_outcome": doc["outcome"], "updated_at": now},
+            "$min": {"first_response_at": now},
+        }
+        if close:
+            update["$set"]["status"] = TaskStatus.DONE.value
+        await self.tasks.update_one({"_id": doc["task_id"], "tenant_id": doc["tenant_id"]}, update)
+
+    async def mark_outcome_published(self, outcome_id: str) -> None:
+        await self.outcomes.update_one({"_id": outcome_id}, {"$set": {"published": True}})

@@ -1,0 +1,4 @@
+from leadflow.runtime.launcher import launch
+from services.scoring.bootstrap import DEFINITION
+
+launch(DEFINITION)
