@@ -57,8 +57,6 @@ UAS = (
     "JsSdk/1.0 NetType/4G app_version/29.1.0",
     "Mozilla/5.0 (Linux; Android 12; NOH-AN00 Build/HUAWEINOH-AN00; wv) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Version/4.0 Chrome/99.0.4844.88 Mobile Safari/537.36 HuaweiBrowser/14.0.5.302",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/16.6 Mobile/15E148 Safari/604.1",
 )
 BOT_UAS = ("python-requests/2.31", "curl/8.4.0", "okhttp/4.9.3", None)  # None: no UA sent at all
 IP_PREFIXES = ("114.86", "183.14", "36.112", "223.104", "117.136", "101.88", "58.247")
@@ -93,6 +91,8 @@ class PersonTruth:
 
 @dataclass(frozen=True)
 class GroundTruth:
+    """Who is who: every event's actor and junk flag; every person's kind, conversion, identifiers."""
+
     tenant: str
     seed: int
     now: datetime
@@ -267,7 +267,8 @@ def _journey(rng: random.Random, p: _Person, owners: list[_Person]) -> list[_Ste
     store_ids = [p.phone_id(spelled=True), _id(T.CRM_ID, p.crm_id)]  # the DMS keeps one spelling
     if p.kind == "owner":  # an existing customer: service visits by VIN, a follow-up call, maybe more
         for _ in range(1 + (r.random() < 0.25)):
-            attrs = {**car, "service_type": r.choice(("保养", "维修", "钣喷")), "mileage_km": r.randint(3_000, 90_000)}
+            attrs = {**car, "service_type": r.choice(("保养", "维修", "钣喷")),
+                     "mileage_km": r.randint(3_000, 90_000)}
             j.add(E.SERVICE_VISITED, "store", [*store_ids, _id(T.VIN, p.vin)], attrs, store_id=p.store)
             if r.random() < 0.5:
                 j.add(E.CALL_LOGGED, "call_center", [p.phone_id(spelled=True)], _call(r, "outbound"))
@@ -409,7 +410,7 @@ def _truth(tenant: str, seed: int, now: datetime, events: dict[str, SimulatedEve
             reasons[e.actor_id] = e.junk_reason
         elif e.event.event_type in CONVERSIONS:
             converted[e.actor_id] = True
-    persons = {pid: PersonTruth(pid, kind, converted[pid], tuple(seen.get(pid, {}).values()))
-               for pid, kind in kinds.items() if pid in seen}
-    junk = {a: (reason, tuple(seen[a].values())) for a, reason in reasons.items()}
+    persons = {pid: PersonTruth(pid, kind, converted[pid], tuple(seen[pid].values()))
+               for pid, kind in kinds.items()}  # every journey has at least one step
+    junk = {a: (reason, tuple(seen[a].values())) for a, reason in sorted(reasons.items())}
     return GroundTruth(tenant, seed, now, events, persons, junk)

@@ -146,6 +146,10 @@ class IdentityService:
         """The one_id of an identifier, normalised exactly as on ingest (raises InvalidIdentifier)."""
         return await self.repo.resolve(tenant_id, self.key_hash(tenant_id, normalize(identifier)))
 
+    async def live_one_id(self, tenant_id: str, one_id: str) -> str:
+        """The surviving one_id of a person who may have been merged into another."""
+        return await self.repo.live_root(tenant_id, one_id)
+
     async def identifiers_of(self, tenant_id: str, one_id: str) -> list[dict]:
         return [
             {"type": d["type"], "namespace": d.get("namespace") or None, "masked": d["masked"],

@@ -1,0 +1,92 @@
+"""The HTTP API: build the FastAPI app for given settings (nothing happens at import time)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from leadflow.runtime import store
+from leadflow.sdk import EventProducer, Publisher
+from services.gateway.auth import parse_api_keys
+from services.gateway.deps import Services
+from services.gateway.ingest import IngestService
+from services.gateway.receipts import ReceiptRepository
+from services.gateway.routes import events, reads, tasks
+from services.gateway.settings import GatewaySettings
+from services.identity.bootstrap import build_service as build_identity
+from services.leads.adapters.repository import LeadRepository
+from services.leads.handlers import LeadService
+from services.notify.adapters.repository import NotifyRepository
+from services.notify.handlers import NotifyService
+from services.scoring.adapters.repository import ScoreRepository
+from services.scoring.domain.rules import CAR_DEALER
+from services.scoring.handlers import ScoringService
+
+REQUESTS = Counter("leadflow_api_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("leadflow_api_request_seconds", "HTTP request latency", ["method", "route"])
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    keys = parse_api_keys(settings.api_keys.get_secret_value())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        client, db = store.connect(settings, app_name="gateway")
+        publisher = Publisher(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+        producer = EventProducer(settings.kafka_bootstrap, client_id="leadflow-gateway")
+        clock = lambda: datetime.now(UTC)  # noqa: E731
+        receipts = ReceiptRepository(db)
+        await receipts.ensure_indexes()
+        app.state.services = Services(
+            ingest=IngestService(receipts, publisher, clock=clock),
+            identity=build_identity(settings, db),
+            leads=LeadService(LeadRepository(db)),
+            scoring=ScoringService(ScoreRepository(db), rules=CAR_DEALER, clock=clock),
+            notify=NotifyService(NotifyRepository(db), clock=clock, producer=producer, topic_prefix=settings.topic_prefix),
+            keys=keys,
+            max_batch=settings.max_batch,
+        )
+        try:
+            yield
+        finally:
+            publisher.close()
+            producer.close()
+            await client.close()
+
+    app = FastAPI(
+        title="leadflow API",
+        version="0.1.0",
+        description="Touchpoints in; One ID, clean leads, scores and follow-up tasks out. "
+        "Authenticate with the X-Api-Key header.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def limit_and_measure(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413)
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def metrics():
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for module in (events, reads, tasks):
+        app.include_router(module.router)
+    return app

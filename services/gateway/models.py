@@ -1,0 +1,132 @@
+"""Request and response bodies of the HTTP API (what /docs shows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.leads import Stage, Verdict
+from schemas.scores import Contribution, Grade
+from schemas.tasks import Outcome, TaskStatus
+
+
+class EventResultOut(BaseModel):
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    event_id: str | None = None
+    errors: list[dict[str, Any]] = []
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    results: list[EventResultOut]
+
+
+class ResolveResponse(BaseModel):
+    one_id: str
+
+
+class IdentifierOut(BaseModel):
+    type: str
+    namespace: str | None = None
+    value: str = Field(description="masked for display, e.g. 138****1111")
+    linked_at: datetime
+    event_id: str
+
+
+class StageChange(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_stage: Stage | None = Field(None, alias="from")
+    to_stage: Stage = Field(alias="to")
+    at: datetime
+    cause_event_id: str
+    cause_event_type: str
+
+
+class LeadOut(BaseModel):
+    one_id: str
+    lead_status: Verdict
+    reasons: list[str] = []
+    stage: Stage
+    reachable: bool
+    name: str | None = None
+    city: str | None = None
+    product: str | None = None
+    store_id: str | None = None
+    touchpoints: int
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    score: float | None = None
+    grade: Grade | None = None
+
+
+class ProfileOut(LeadOut):
+    identifiers: list[IdentifierOut]
+    explanation: list[Contribution] = []
+    owner_consultant_id: str | None = None
+    open_task_id: str | None = None
+    history: list[StageChange] = []
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    one_id: str
+    consultant_id: str | None = None
+    routing_rule: str
+    status: TaskStatus
+    grade: Grade
+    score: float
+    reason: str
+    store_id: str | None = None
+    lead_name: str | None = None
+    product: str | None = None
+    due_at: datetime
+    created_at: datetime
+    last_outcome: Outcome | None = None
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome
+    reason: str | None = Field(None, max_length=200)
+    note: str | None = Field(None, max_length=2000)
+
+
+class OutcomeOut(BaseModel):
+    outcome_id: str
+    task_id: str
+    outcome: Outcome
+    recorded_at: datetime
+
+
+class ConsultantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    store_id: str = Field(min_length=1, max_length=64)
+    region: str | None = Field(None, max_length=64)
+    skills: list[str] = Field(default_factory=list, max_length=50)
+    capacity: int = Field(50, ge=1, le=10_000)
+    active: bool = True
+
+
+class ConsultantOut(ConsultantIn):
+    consultant_id: str
+    updated_at: datetime
+
+
+class FunnelStage(BaseModel):
+    stage: Stage
+    count: int
+
+
+class OpsSummary(BaseModel):
+    tenant_id: str
+    total: int
+    funnel: list[FunnelStage]

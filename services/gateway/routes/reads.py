@@ -1,0 +1,122 @@
+"""Reads across services, each through that service's own query functions: identity look-ups,
+profiles, leads and the ops funnel. Every read is scoped to the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from schemas.leads import Stage, Verdict
+from schemas.scores import Grade
+from schemas.tasks import TaskStatus
+from schemas.touchpoints import Identifier, IdentifierType
+from services.gateway.deps import Ops, Reader, ServicesDep
+from services.gateway.models import (
+    FunnelStage,
+    IdentifierOut,
+    LeadOut,
+    OpsSummary,
+    ProfileOut,
+    ResolveResponse,
+)
+from services.identity.domain.normalize import InvalidIdentifier
+from services.leads.domain.lead import Lead
+from services.leads.domain.lifecycle import MAIN_PATH
+
+router = APIRouter(tags=["reads"])
+
+
+@router.get("/v1/identity/resolve", response_model=ResolveResponse, responses={404: {}, 422: {}})
+async def resolve(
+    caller: Ops,
+    services: ServicesDep,
+    type: IdentifierType,
+    value: Annotated[str, Query(min_length=1, max_length=256)],
+    namespace: Annotated[str | None, Query(max_length=128)] = None,
+):
+    """The one_id of an identifier, normalised exactly as on ingest."""
+    try:
+        identifier = Identifier(type=type, value=value, namespace=namespace)
+        one_id = await services.identity.resolve(caller.tenant_id, identifier)
+    except InvalidIdentifier as exc:
+        raise HTTPException(422, [{"loc": ["query", "value"], "msg": f"cannot normalise: {exc.reason}",
+                                   "type": exc.reason}]) from None
+    except ValueError as exc:  # pydantic: e.g. an openid without namespace
+        raise HTTPException(422, [{"loc": ["query", "namespace"], "msg": str(exc).splitlines()[-1].strip(),
+                                   "type": "value_error"}]) from None
+    if one_id is None:
+        raise HTTPException(404, "no person has this identifier")
+    return ResolveResponse(one_id=one_id)
+
+
+def _lead_out(lead: Lead, score: dict | None) -> dict:
+    return {
+        "one_id": lead.one_id,
+        "lead_status": lead.verdict,
+        "reasons": list(lead.reasons),
+        "stage": lead.stage,
+        "reachable": lead.reachable,
+        "name": lead.name,
+        "city": lead.city,
+        "product": lead.product,
+        "store_id": lead.store_id,
+        "touchpoints": lead.touchpoints,
+        "first_seen_at": lead.first_seen_at,
+        "last_seen_at": lead.last_seen_at,
+        "score": score.get("score") if score else None,
+        "grade": score.get("grade") if score else None,
+    }
+
+
+@router.get("/v1/profiles/{one_id}", response_model=ProfileOut, responses={404: {}})
+async def profile(one_id: str, caller: Reader, services: ServicesDep):
+    """One person: identifiers (masked), lifecycle stage, lead status, score, grade and owner."""
+    tenant = caller.tenant_id
+    one_id = await services.identity.live_one_id(tenant, one_id)
+    lead = await services.leads.get(tenant, one_id)
+    identifiers = await services.identity.identifiers_of(tenant, one_id)
+    if lead is None and not identifiers:
+        raise HTTPException(404, "no such person in this tenant")
+    score = await services.scoring.get(tenant, one_id)
+    tasks = await services.notify.tasks(tenant_id=tenant, consultant_id=None, status=TaskStatus.OPEN, one_id=one_id, limit=1)
+    body = _lead_out(lead, score) if lead else {"one_id": one_id, "lead_status": Verdict.VALID,
+                                                "stage": Stage.ANONYMOUS, "reachable": False, "touchpoints": 0}
+    return ProfileOut(
+        **body,
+        identifiers=[IdentifierOut(**{**i, "value": i.pop("masked")}) for i in identifiers],
+        explanation=score.get("contributions", []) if score else [],
+        owner_consultant_id=tasks[0]["consultant_id"] if tasks else None,
+        open_task_id=tasks[0]["_id"] if tasks else None,
+        history=await services.leads.history(tenant, one_id),
+    )
+
+
+@router.get("/v1/leads", response_model=list[LeadOut])
+async def leads(
+    caller: Ops,
+    services: ServicesDep,
+    status: Verdict | None = None,
+    grade: Grade | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+):
+    """Leads of the caller's tenant, newest activity first, filtered by status (verdict) and grade."""
+    tenant = caller.tenant_id
+    one_ids = None
+    if grade is not None:
+        one_ids = await services.scoring.one_ids_with_grade(tenant, [grade.value], limit=5_000)
+    found = await services.leads.list(tenant, verdict=status, one_ids=one_ids, limit=limit)
+    scores = await services.scoring.many(tenant, [lead.one_id for lead in found])
+    return [_lead_out(lead, scores.get(lead.one_id)) for lead in found]
+
+
+@router.get("/v1/ops/summary", response_model=OpsSummary)
+async def ops_summary(caller: Ops, services: ServicesDep):
+    """Funnel counts per lifecycle stage."""
+    counts = await services.leads.funnel(caller.tenant_id)
+    order = list(MAIN_PATH) + [s for s in Stage if s not in MAIN_PATH]
+    return OpsSummary(
+        tenant_id=caller.tenant_id,
+        total=sum(counts.values()),
+        funnel=[FunnelStage(stage=s, count=counts.get(s, 0)) for s in order],
+    )
