@@ -39,7 +39,8 @@ def make_app(service: str, settings: WorkerSettings) -> faust.App:
 
     @app.page("/metrics")
     async def metrics_view(web, request):
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; Prometheus reads UTF-8 text by default.
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
 
     @app.page("/healthz")
     async def healthz_view(web, request):

@@ -117,6 +117,8 @@ class ConsultantIn(BaseModel):
 
 
 class ConsultantOut(ConsultantIn):
+    model_config = ConfigDict(extra="ignore")
+
     consultant_id: str
     updated_at: datetime
 

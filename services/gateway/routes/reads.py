@@ -86,7 +86,7 @@ async def profile(one_id: str, caller: Reader, services: ServicesDep):
         **body,
         identifiers=[IdentifierOut(**{**i, "value": i.pop("masked")}) for i in identifiers],
         explanation=score.get("contributions", []) if score else [],
-        owner_consultant_id=tasks[0]["consultant_id"] if tasks else None,
+        owner_consultant_id=tasks[0].get("consultant_id") if tasks else None,
         open_task_id=tasks[0]["_id"] if tasks else None,
         history=await services.leads.history(tenant, one_id),
     )

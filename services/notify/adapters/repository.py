@@ -33,13 +33,14 @@ class NotifyRepository:
 
     # ---- consultants -----------------------------------------------------------------------------
     async def upsert_consultant(self, tenant_id: str, consultant_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return await self.consultants.find_one_and_update(
+        doc = await self.consultants.find_one_and_update(
             {"_id": _pid(tenant_id, consultant_id)},
             {"$set": {"tenant_id": tenant_id, "consultant_id": consultant_id, **fields}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
-            projection={"_id": 0},
-        )
+        )  # no projection: FerretDB v1 does not implement it for findAndModify
+        doc.pop("_id")
+        return doc
 
     async def consultants_with_load(self, tenant_id: str) -> list[Consultant]:
         pipeline = [

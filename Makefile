@@ -1,0 +1,62 @@
+# leadflow — `make up` starts everything, `make test` runs every tier against the real stack.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VAR := $(CURDIR)/var
+PYTEST_FLAGS ?= -q -p no:cacheprovider
+
+.PHONY: setup up down status demo test test-unit test-integration test-e2e bench schemas clean
+
+setup: $(VENV)/.installed $(VAR)/kafka/lib/.resolved $(VAR)/bin/ferretdb
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@echo "== step: Python virtualenv ($(VENV)) and pinned dependencies"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
+	@touch $@
+
+$(VAR)/kafka/lib/.resolved: deploy/local/kafka/pom.xml
+	@echo "== step: resolve the Apache Kafka jars from Maven Central"
+	mvn -q -B -f deploy/local/kafka/pom.xml dependency:copy-dependencies \
+	  -DincludeScope=runtime -DoutputDirectory=$(VAR)/kafka/lib
+	@touch $@
+
+$(VAR)/bin/ferretdb: deploy/local/ferretdb/go.mod deploy/local/ferretdb/go.sum deploy/local/ferretdb/main.go
+	@echo "== step: go install FerretDB v1 (SQLite backend) into var/bin"
+	cd deploy/local/ferretdb && GOBIN=$(VAR)/bin go install .
+
+up: setup
+	$(BIN)/leadflow stack up
+
+down:
+	@if [ -x $(BIN)/leadflow ]; then $(BIN)/leadflow stack down; else echo "nothing to stop (no .venv)"; fi
+
+status:
+	$(BIN)/leadflow stack status
+
+demo:
+	set -a; source var/leadflow.env; set +a; \
+	$(BIN)/leadflow simulate --tenant demo --rate 20 --duration 30 --seed $$RANDOM --truth var/sim-truth.json
+
+test: setup
+	$(BIN)/pytest $(PYTEST_FLAGS) tests
+
+test-unit: setup
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit
+
+test-integration: setup
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/integration
+
+test-e2e: setup
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/e2e
+
+bench: setup
+	$(BIN)/python -m bench.pipeline
+
+schemas:
+	$(BIN)/python -m schemas.export
+
+clean: down
+	rm -rf var/test var/log var/run

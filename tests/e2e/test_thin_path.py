@@ -1,0 +1,100 @@
+"""The thin path through all four services, through the public API, against the real stack."""
+
+from __future__ import annotations
+
+from tests.e2e.helpers import eventually, touchpoint, unique_phone
+
+
+def spaced(phone: str) -> str:
+    return f"+86 {phone[:3]} {phone[3:7]} {phone[7:]}"
+
+
+def dashed(phone: str) -> str:
+    return f"0086-{phone[:3]}-{phone[3:7]}-{phone[7:]}"
+
+
+def test_form_becomes_a_task_for_an_active_consultant(stack):
+    ops, ingest = stack.client("ops"), stack.client("ingest")
+    r = ops.put("/v1/consultants/c-e2e-1", json={"name": "王芳", "store_id": "store-01", "capacity": 20, "active": True})
+    assert r.status_code == 200, r.text
+    phone = unique_phone()
+
+    r = ingest.post("/v1/events", json=touchpoint(phone=phone))
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1
+
+    one_id = eventually(lambda: ops.get("/v1/identity/resolve", params={"type": "phone", "value": phone}).json().get("one_id"))
+    task = eventually(lambda: [t for t in ops.get("/v1/tasks", params={"status": "open"}).json() if t["one_id"] == one_id])
+    assert task[0]["consultant_id"] == "c-e2e-1"
+    assert task[0]["routing_rule"] == "same_store_least_loaded"
+
+    profile = eventually(lambda: (p := ops.get(f"/v1/profiles/{one_id}").json()).get("grade") and p)
+    assert profile["stage"] == "lead"
+    assert profile["lead_status"] == "valid"
+    assert profile["owner_consultant_id"] == "c-e2e-1"
+    assert profile["identifiers"][0]["value"] == f"{phone[:3]}****{phone[-4:]}"
+    assert phone not in ops.get(f"/v1/profiles/{one_id}").text  # masked by default
+    assert any(c["label"] == "留资" for c in profile["explanation"])
+
+
+def test_phone_spellings_share_one_id_and_a_duplicate_yields_one_task(stack):
+    ops, ingest = stack.client("ops"), stack.client("ingest")
+    phone = unique_phone()
+    first = touchpoint(phone=phone)
+    r = ingest.post("/v1/events", json={"events": [first, touchpoint("call_logged", phone=spaced(phone),
+                                                                     direction="inbound", duration_s=95, connected=True)]})
+    assert r.json()["accepted"] == 2, r.text
+    r = ingest.post("/v1/events", json=first)  # the same event again
+    assert r.status_code == 202 and r.json()["results"][0]["status"] == "duplicate"
+    ingest.post("/v1/events", json=touchpoint("price_inquired", phone=dashed(phone)))
+
+    one_id = eventually(lambda: ops.get("/v1/identity/resolve", params={"type": "phone", "value": phone}).json().get("one_id"))
+    for spelling in (spaced(phone), dashed(phone), "８６" + phone):
+        assert ops.get("/v1/identity/resolve", params={"type": "phone", "value": spelling}).json()["one_id"] == one_id
+    eventually(lambda: ops.get(f"/v1/profiles/{one_id}").json()["touchpoints"] == 3)
+    tasks = [t for t in ops.get("/v1/tasks").json() if t["one_id"] == one_id]
+    assert len(tasks) == 1
+
+
+def test_same_event_straight_to_kafka_twice_yields_one_task(stack):
+    """Upstream may produce to touchpoints.raw directly; that path dedups like the API."""
+    from leadflow.sdk import Publisher
+
+    ops = stack.client("ops")
+    phone = unique_phone()
+    event = touchpoint(phone=phone, tenant=stack.tenant)
+    with Publisher(stack.kafka_bootstrap, topic_prefix=stack.topic_prefix) as pub:
+        pub.publish(event)
+        pub.publish(event)
+    one_id = eventually(lambda: ops.get("/v1/identity/resolve", params={"type": "phone", "value": phone}).json().get("one_id"))
+    eventually(lambda: [t for t in ops.get("/v1/tasks").json() if t["one_id"] == one_id])
+    # A later event of the same person proves the pipeline moved past both copies.
+    ingest = stack.client("ingest")
+    ingest.post("/v1/events", json=touchpoint("page_viewed", phone=phone))
+    eventually(lambda: ops.get(f"/v1/profiles/{one_id}").json()["touchpoints"] == 2)
+    assert len([t for t in ops.get("/v1/tasks").json() if t["one_id"] == one_id]) == 1
+
+
+def test_junk_number_never_reaches_a_consultant(stack):
+    ops, ingest = stack.client("ops"), stack.client("ingest")
+    marker = touchpoint(phone="13800138000", name="测试")
+    assert ingest.post("/v1/events", json=marker).status_code == 202
+    junk = eventually(lambda: [lead for lead in ops.get("/v1/leads", params={"status": "junk"}).json()])
+    assert "test_number" in junk[0]["reasons"]
+    assert not [t for t in ops.get("/v1/tasks").json() if t["one_id"] == junk[0]["one_id"]]
+
+
+def test_outcome_is_recorded_and_closes_the_task(stack):
+    ops, ingest, consultant = stack.client("ops"), stack.client("ingest"), stack.client("consultant")
+    ops.put("/v1/consultants/c-e2e-1", json={"name": "王芳", "store_id": "store-01", "active": True})
+    phone = unique_phone()
+    ingest.post("/v1/events", json=touchpoint(phone=phone))
+    one_id = eventually(lambda: ops.get("/v1/identity/resolve", params={"type": "phone", "value": phone}).json().get("one_id"))
+    task = eventually(lambda: [t for t in consultant.get("/v1/tasks").json() if t["one_id"] == one_id])[0]
+    assert all(t["consultant_id"] == "c-e2e-1" for t in consultant.get("/v1/tasks").json())
+
+    r = consultant.post(f"/v1/tasks/{task['task_id']}/outcome", json={"outcome": "won", "note": "签约"})
+    assert r.status_code == 201, r.text
+    done = [t for t in ops.get("/v1/tasks", params={"status": "done"}).json() if t["task_id"] == task["task_id"]]
+    assert done and done[0]["last_outcome"] == "won"
+    assert consultant.post("/v1/tasks/nope/outcome", json={"outcome": "won"}).status_code == 404
