@@ -2,7 +2,8 @@
 1. LEADFLOW_KAFKA_BOOTSTRAP and LEADFLOW_MONGO_URL, when both are set;
 2. testcontainers, when a Docker engine answers (Kafka and MongoDB images);
 3. otherwise the project's own deploy/local stack under var/test, on ports of its own
-   (19092/19093 broker, 27018 store), started here and stopped at the end of the session.
+   (19092/19093 broker, 27018 store), started here and stopped at the end of the session
+   (unless it was already running: `python -m tests.infra` starts it for a debugging session).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from leadflow.devstack import ROOT, StackConfig, down, up
+from leadflow.devstack import ROOT, Processes, StackConfig, down, up
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,14 @@ def infra():
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, MongoDbContainer("mongo:7") as mongo:
             yield Infra(kafka.get_bootstrap_server(), mongo.get_connection_url())
         return
+    procs = Processes(TEST_STACK)
+    running_before = bool(procs.pid("kafka") and procs.pid("store"))
     up(TEST_STACK, infra_only=True, say=lambda line: None)
     try:
         yield Infra(TEST_STACK.kafka_bootstrap, TEST_STACK.mongo_url)
     finally:
-        down(TEST_STACK, say=lambda line: None, names=("store", "kafka"))
+        if not running_before:  # leave a stack somebody started by hand as it was
+            down(TEST_STACK, say=lambda line: None, names=("store", "kafka"))
 
 
 @pytest.fixture

@@ -1,0 +1,94 @@
+"""Topic administration, the publisher SDK and the dead-letter policy against the real broker."""
+
+from __future__ import annotations
+
+import json
+
+from aiokafka import AIOKafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer
+
+from leadflow.runtime.admin import ensure_topics
+from leadflow.runtime.consumer import RecordProcessor
+from leadflow.runtime.messages import Handled, Outgoing
+from leadflow.sdk import Publisher
+from schemas.dead_letters import DeadLetterHeaders
+from schemas.topics import ALL_TOPICS, TOUCHPOINTS_IDENTIFIED, TOUCHPOINTS_RAW
+from schemas.touchpoints import TouchpointReceived
+
+
+def read_all(infra, topic: str) -> list:
+    consumer = KafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=4000)
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def test_topics_are_created_once_with_explicit_partitions(infra, unique):
+    prefix = f"it{unique}."
+    created = ensure_topics(infra.kafka_bootstrap, prefix=prefix, partitions=3)
+    assert sorted(created) == sorted(t.qualified(prefix) for t in ALL_TOPICS)
+    assert ensure_topics(infra.kafka_bootstrap, prefix=prefix, partitions=3) == []
+    admin = KafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    try:
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([f"{prefix}touchpoints.raw", f"{prefix}touchpoints.raw.identity.dlq"])}
+    finally:
+        admin.close()
+    assert described == {f"{prefix}touchpoints.raw": 3, f"{prefix}touchpoints.raw.identity.dlq": 1}
+
+
+def test_publisher_validates_and_waits_for_acks(infra, unique):
+    prefix = f"it{unique}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix, specs=(TOUCHPOINTS_RAW,))
+    event = {"event_id": "p1", "event_type": "page_viewed", "occurred_at": "2026-11-22T10:00:00+08:00",
+             "tenant_id": "t1", "source": {"system": "it", "channel": "web"}}
+    with Publisher(infra.kafka_bootstrap, topic_prefix=prefix) as pub:
+        pub.publish(event)
+        try:
+            pub.publish({**event, "event_type": "nope"})
+            raise AssertionError("an invalid event was published")
+        except ValueError:
+            pass
+    records = read_all(infra, f"{prefix}touchpoints.raw")
+    assert [(r.key, TouchpointReceived.model_validate_json(r.value).event_id) for r in records] == [(b"t1:p1", "p1")]
+
+
+async def test_processor_dead_letters_bad_records_and_emits_good_ones(infra, unique):
+    prefix = f"it{unique}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+
+    async def send(topic, key, value, headers):
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    processor = RecordProcessor(service="identity", source_topic="touchpoints.raw",
+                                dead_letter_topic=f"{prefix}touchpoints.raw.identity.dlq", send=send, topic_prefix=prefix)
+    handled: list[str] = []
+
+    async def handle(event: TouchpointReceived) -> Handled:
+        if event.event_id == "boom":
+            raise KeyError("a bug")
+        handled.append(event.event_id)
+        return Handled([Outgoing(TOUCHPOINTS_IDENTIFIED, "k", event)])
+
+    good = {"event_id": "ok", "event_type": "page_viewed", "occurred_at": "2026-11-22T10:00:00+08:00",
+            "tenant_id": "t1", "source": {"system": "it", "channel": "web"}}
+    records = [b"{oops", json.dumps({"event_id": 1}).encode(), json.dumps({**good, "event_id": "boom"}).encode(),
+               json.dumps(good).encode()]
+    try:
+        for offset, value in enumerate(records):
+            await processor.process(key=b"k", value=value, partition=0, offset=offset,
+                                    decode=TouchpointReceived.from_bytes, handle=handle)
+    finally:
+        await producer.stop()
+
+    assert handled == ["ok"]
+    letters = [(r.value, DeadLetterHeaders.from_headers(r.headers)) for r in read_all(infra, f"{prefix}touchpoints.raw.identity.dlq")]
+    assert [(h.reason, h.source_offset) for _, h in letters] == [
+        ("invalid_json", 0), ("validation_error", 1), ("handler_error", 2)]
+    assert [v for v, _ in letters] == records[:3]
+    assert "event_type" in letters[1][1].error and "KeyError" in letters[2][1].error
+    out = read_all(infra, f"{prefix}touchpoints.identified")
+    assert [TouchpointReceived.model_validate_json(r.value).event_id for r in out] == ["ok"]
