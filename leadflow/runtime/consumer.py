@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
+from faust.exceptions import ProducerSendError
 from pydantic import ValidationError
 
 from leadflow.runtime import metrics
@@ -34,6 +35,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = TRANSIENT_STORE_ERRORS + (
     KafkaConnectionError,
     KafkaTimeoutError,
     NotLeaderForPartitionError,
+    ProducerSendError,  # Faust's wrapper of the producer's KafkaError: the broker is away
     asyncio.TimeoutError,
     ConnectionError,
 )

@@ -68,8 +68,8 @@ class Channels:
 
     async def send(self, topic: str, key: bytes | None, value: bytes, headers) -> None:
         # Wait for the broker's ack: the source offset may only move once the output is durable.
-        fut = await self.topic(topic).send(key=key, value=value, headers=headers)
-        await fut
+        # The producer directly, not Topic.send: that path queues through Faust's send buffer.
+        await self.app.producer.send_and_wait(topic, key, value, partition=None, timestamp=None, headers=headers)
 
     def consume(
         self,

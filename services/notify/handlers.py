@@ -72,6 +72,7 @@ class NotifyService:
             "grade": change.grade.value,
             "score": change.score,
             "reason": reason,
+            "trigger_event_id": change.trigger.event_id,
             "store_id": change.lead.store_id,
             "lead_name": change.lead.name,
             "product": change.lead.product,

@@ -1,0 +1,96 @@
+"""End-to-end benchmark of the running stack (`make up` first; run with `make bench`).
+
+For each rate it publishes simulated touchpoints straight to touchpoints.raw (a tenant of its own),
+then waits until leads has applied every one of them. It prints:
+- sustained events/s: events / (time from first send until the last one was applied downstream);
+- p50/p99 latency from send to stored task, over the tasks the run created.
+Figures go into docs/benchmarks.md by hand, with the machine they were measured on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pymongo import AsyncMongoClient
+
+from leadflow.devstack import ROOT, StackConfig, dev_env
+from leadflow.sdk import Publisher
+from leadflow.simulate.runner import KafkaSink, publish_paced
+from leadflow.simulate.scenario import generate
+
+
+class TimedSink(KafkaSink):
+    """The simulator's Kafka sink, remembering when each event left."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        super().__init__(publisher)
+        self.sent_at: dict[str, float] = {}
+
+    def send(self, event) -> None:
+        self.sent_at[event.event_id] = time.time()
+        super().send(event)
+
+
+async def applied(db, tenant: str) -> int:
+    cursor = await db["leads"].aggregate(
+        [{"$match": {"tenant_id": tenant}}, {"$group": {"_id": None, "n": {"$sum": "$touchpoints"}}}]
+    )
+    rows = [row async for row in cursor]
+    return rows[0]["n"] if rows else 0
+
+
+async def one_rate(env: dict[str, str], rate: float, duration: float, seed: int) -> dict:
+    tenant = f"bench{int(time.time())}r{int(rate)}"
+    sims, _ = generate(tenant, seed, int(rate * duration), datetime.now(UTC))
+    client = AsyncMongoClient(env["LEADFLOW_MONGO_URL"], tz_aware=True)
+    db = client[env["LEADFLOW_MONGO_DB"]]
+    with Publisher(env["LEADFLOW_KAFKA_BOOTSTRAP"], topic_prefix=env["LEADFLOW_TOPIC_PREFIX"]) as publisher:
+        sink = TimedSink(publisher)
+        started = time.time()
+        publish_paced(sims, sink, rate=rate)
+    deadline = time.time() + max(120.0, duration * 5)
+    while (done := await applied(db, tenant)) < len(sims) and time.time() < deadline:
+        await asyncio.sleep(0.2)
+    finished = time.time()
+    latencies = []
+    async for task in db["tasks"].find({"tenant_id": tenant}, {"trigger_event_id": 1, "created_at": 1}):
+        sent = sink.sent_at.get(task["trigger_event_id"])
+        if sent:
+            latencies.append(task["created_at"].timestamp() - sent)
+    await client.close()
+    latencies.sort()
+    pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")  # noqa: E731
+    return {
+        "rate": rate, "events": len(sims), "applied": done, "complete": done >= len(sims),
+        "sustained": done / (finished - started), "tasks": len(latencies),
+        "p50_ms": pct(0.50), "p99_ms": pct(0.99), "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="50,100,200,400")
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    env = dev_env(StackConfig.from_env())
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} "
+          f"{platform.python_version()}, {Path('/proc/meminfo').read_text().split()[1]} kB RAM")
+    print(f"{'offered/s':>10} {'events':>7} {'applied':>8} {'sustained/s':>12} {'tasks':>6} {'p50 ms':>8} {'p99 ms':>8}")
+    for rate in (float(r) for r in args.rates.split(",")):
+        r = asyncio.run(one_rate(env, rate, args.duration, args.seed))
+        flag = "" if r["complete"] else "  (not drained in time)"
+        print(f"{r['rate']:>10.0f} {r['events']:>7} {r['applied']:>8} {r['sustained']:>12.1f} {r['tasks']:>6} "
+              f"{r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f}{flag}", flush=True)
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    main()
