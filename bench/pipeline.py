@@ -1,8 +1,10 @@
 """End-to-end benchmark of the running stack (`make up` first; run with `make bench`).
 
 For each rate it publishes simulated touchpoints straight to touchpoints.raw (a tenant of its own),
-then waits until leads has applied every one of them. It prints:
-- sustained events/s: events / (time from first send until the last one was applied downstream);
+then waits until every stage is done: leads has consumed every event and notify every score change
+scoring produced (read from the workers' /metrics, so the wait itself puts no load on the store).
+It prints:
+- sustained events/s: events / (time from first send until the pipeline was drained);
 - p50/p99 latency from send to stored task, over the tasks the run created.
 Figures go into docs/benchmarks.md by hand, with the machine they were measured on.
 """
@@ -18,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from pymongo import AsyncMongoClient
 
 from leadflow.devstack import ROOT, StackConfig, dev_env
@@ -38,26 +41,40 @@ class TimedSink(KafkaSink):
         super().send(event)
 
 
-async def applied(db, tenant: str) -> int:
-    cursor = await db["leads"].aggregate(
-        [{"$match": {"tenant_id": tenant}}, {"$group": {"_id": None, "n": {"$sum": "$touchpoints"}}}]
-    )
-    rows = [row async for row in cursor]
-    return rows[0]["n"] if rows else 0
+def counters(config: StackConfig) -> dict[str, float]:
+    """Records consumed by leads and notify, and produced by scoring, from the workers' /metrics."""
+    wanted = {
+        "leads": 'leadflow_events_consumed_total{service="leads",topic="touchpoints.identified"}',
+        "scored": 'leadflow_events_produced_total{service="scoring",topic="scores.changes"}',
+        "notified": 'leadflow_events_consumed_total{service="notify",topic="scores.changes"}',
+    }
+    found = dict.fromkeys(wanted, 0.0)
+    for service in ("leads", "scoring", "notify"):
+        text = httpx.get(f"http://127.0.0.1:{config.worker_ports[service]}/metrics", timeout=5).text
+        for line in text.splitlines():
+            for name, series in wanted.items():
+                if line.startswith(series + " "):
+                    found[name] = float(line.split()[-1])
+    return found
 
 
-async def one_rate(env: dict[str, str], rate: float, duration: float, seed: int) -> dict:
+async def one_rate(config: StackConfig, env: dict[str, str], rate: float, duration: float, seed: int) -> dict:
     tenant = f"bench{int(time.time())}r{int(rate)}"
     sims, _ = generate(tenant, seed, int(rate * duration), datetime.now(UTC))
     client = AsyncMongoClient(env["LEADFLOW_MONGO_URL"], tz_aware=True)
     db = client[env["LEADFLOW_MONGO_DB"]]
+    base = counters(config)
     with Publisher(env["LEADFLOW_KAFKA_BOOTSTRAP"], topic_prefix=env["LEADFLOW_TOPIC_PREFIX"]) as publisher:
         sink = TimedSink(publisher)
         started = time.time()
         publish_paced(sims, sink, rate=rate)
     deadline = time.time() + max(120.0, duration * 5)
-    while (done := await applied(db, tenant)) < len(sims) and time.time() < deadline:
-        await asyncio.sleep(0.2)
+    while time.time() < deadline:
+        now = counters(config)
+        done = int(now["leads"] - base["leads"])
+        if done >= len(sims) and now["notified"] >= now["scored"]:
+            break
+        await asyncio.sleep(0.1)
     finished = time.time()
     latencies = []
     async for task in db["tasks"].find({"tenant_id": tenant}, {"trigger_event_id": 1, "created_at": 1}):
@@ -80,12 +97,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
-    env = dev_env(StackConfig.from_env())
+    config = StackConfig.from_env()
+    env = dev_env(config)
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} "
           f"{platform.python_version()}, {Path('/proc/meminfo').read_text().split()[1]} kB RAM")
     print(f"{'offered/s':>10} {'events':>7} {'applied':>8} {'sustained/s':>12} {'tasks':>6} {'p50 ms':>8} {'p99 ms':>8}")
     for rate in (float(r) for r in args.rates.split(",")):
-        r = asyncio.run(one_rate(env, rate, args.duration, args.seed))
+        r = asyncio.run(one_rate(config, env, rate, args.duration, args.seed))
         flag = "" if r["complete"] else "  (not drained in time)"
         print(f"{r['rate']:>10.0f} {r['events']:>7} {r['applied']:>8} {r['sustained']:>12.1f} {r['tasks']:>6} "
               f"{r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f}{flag}", flush=True)

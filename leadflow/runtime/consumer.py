@@ -21,7 +21,6 @@ from faust.exceptions import ProducerSendError
 from pydantic import ValidationError
 
 from leadflow.runtime import metrics
-from leadflow.runtime.errors import Retryable
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.runtime.store import TRANSIENT_STORE_ERRORS
 from schemas.dead_letters import DeadLetterHeaders
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 M = TypeVar("M")
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = TRANSIENT_STORE_ERRORS + (
-    Retryable,
     KafkaConnectionError,
     KafkaTimeoutError,
     NotLeaderForPartitionError,

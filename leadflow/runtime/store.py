@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, OperationFailure
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 
 from leadflow.runtime.settings import CommonSettings
 
@@ -29,3 +29,17 @@ def connect(settings: CommonSettings, *, app_name: str) -> tuple[AsyncMongoClien
 
 def is_duplicate_key(exc: BaseException) -> bool:
     return isinstance(exc, OperationFailure) and exc.code == 11000
+
+
+async def insert_once(collection, doc: dict) -> bool:
+    """Insert `doc` unless a document with its _id exists; True if this call created it.
+
+    The idempotent write of choice: a replay, or a racing worker, finds the _id taken and changes
+    nothing. (Preferred over an upsert with $setOnInsert, which races into duplicate-key errors on
+    MongoDB too, and whose null fields FerretDB v1 drops.)
+    """
+    try:
+        await collection.insert_one(doc)
+        return True
+    except DuplicateKeyError:
+        return False

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
+
+from leadflow.runtime.store import insert_once
 
 
 class ReceiptRepository:
@@ -19,14 +22,13 @@ class ReceiptRepository:
         return None  # the _id is the key
 
     async def existing(self, tenant_id: str, event_ids: list[str]) -> set[str]:
-        ids = [self._id(tenant_id, e) for e in event_ids]
-        cursor = self.receipts.find({"_id": {"$in": ids}}, {"event_id": 1})
-        return {doc["event_id"] async for doc in cursor}
+        # One find by _id each, concurrently: FerretDB v1 scans the collection for an $in.
+        docs = await asyncio.gather(*(self.receipts.find_one({"_id": self._id(tenant_id, e)}) for e in event_ids))
+        return {doc["event_id"] for doc in docs if doc}
 
     async def record(self, tenant_id: str, event_ids: list[str], now: datetime) -> None:
-        for event_id in event_ids:
-            await self.receipts.update_one(
-                {"_id": self._id(tenant_id, event_id)},
-                {"$setOnInsert": {"tenant_id": tenant_id, "event_id": event_id, "accepted_at": now}},
-                upsert=True,
-            )
+        await asyncio.gather(*(
+            insert_once(self.receipts, {"_id": self._id(tenant_id, e), "tenant_id": tenant_id, "event_id": e,
+                                        "accepted_at": now})
+            for e in event_ids
+        ))

@@ -36,21 +36,18 @@ class IdentityService:
 
     async def identify(self, event: TouchpointReceived) -> Handled:
         tenant, event_id = event.tenant_id, event.event_id
-        receipt = await self.repo.receipt(tenant, event_id)
-        if receipt and receipt["emitted"]:
+        if await self.repo.was_emitted(tenant, event_id):
             return Handled()  # a duplicate of an event already identified and emitted
+        receipt = await self.repo.receipt(tenant, event_id)
         prepared = prepare(event)
         now = self._clock()
-        if receipt:
+        if receipt:  # stitched before, but the output may never have reached the broker
             one_id = await self.repo.live_root(tenant, receipt["one_id"])
+            merges = [PersonsMerged.model_validate(m) for m in receipt.get("merges", ())]
         else:
-            one_id = await self._stitch(event, prepared.valid, now)
-            await self.repo.save_receipt(tenant, event_id, one_id, now)
+            one_id, merges = await self._stitch(event, prepared.valid, now)
+            await self.repo.save_receipt(tenant, event_id, one_id, [m.model_dump(mode="json") for m in merges], now)
 
-        merges = [
-            Outgoing(IDENTITY_MERGES, doc["winner"], PersonsMerged.model_validate(doc["event"]))
-            for doc in await self.repo.merges_for_event(tenant, event_id)
-        ]
         identified = TouchpointIdentified(
             tenant_id=tenant,
             event_id=event_id,
@@ -70,11 +67,12 @@ class IdentityService:
         async def mark_emitted() -> None:
             await self.repo.mark_emitted(tenant, event_id)
 
-        return Handled([*merges, Outgoing(TOUCHPOINTS_IDENTIFIED, one_id, identified)], mark_emitted)
+        outgoing = [Outgoing(IDENTITY_MERGES, m.winner, m) for m in merges]
+        return Handled([*outgoing, Outgoing(TOUCHPOINTS_IDENTIFIED, one_id, identified)], mark_emitted)
 
     async def _stitch(
         self, event: TouchpointReceived, identifiers: tuple[NormalizedIdentifier, ...], now: datetime
-    ) -> str:
+    ) -> tuple[str, list[PersonsMerged]]:
         tenant, event_id = event.tenant_id, event.event_id
         candidate = keys.new_one_id(tenant, event_id)
         hashes = {self.key_hash(tenant, i): i for i in identifiers}
@@ -103,20 +101,21 @@ class IdentityService:
                 )
         owners = set(claimed.values())
         if target == candidate and candidate not in owners and identifiers:
-            await self.repo.drop_unused_person(tenant, candidate)  # lost every claim race
+            await self.repo.drop_person(candidate)  # lost every claim race: no link names it
         if not owners:
-            return target  # nothing to link: an anonymous touchpoint is its own person
+            return target, []  # nothing to link: an anonymous touchpoint is its own person
 
         winner, losers = split_winner(await self.repo.live_persons(tenant, owners))
+        merges = []
         for loser in losers:
             # The cause is an identifier that carried the loser's link into this event.
             cause = next((hashes[k] for k, o in claimed.items() if o == loser.one_id), identifiers[0])
-            await self._merge(event, winner.one_id, loser.one_id, cause, now)
-        return winner.one_id
+            merges.append(await self._merge(event, winner.one_id, loser.one_id, cause, now))
+        return winner.one_id, merges
 
     async def _merge(
         self, event: TouchpointReceived, winner: str, loser: str, cause: NormalizedIdentifier, now: datetime
-    ) -> None:
+    ) -> PersonsMerged:
         tenant = event.tenant_id
         merge = PersonsMerged(
             merge_id=keys.merge_id(tenant, winner, loser),
@@ -140,6 +139,7 @@ class IdentityService:
         )
         await self.repo.mark_merged(tenant, loser, winner)
         await self.repo.repoint(tenant, loser, winner)
+        return merge
 
     # ---- queries ---------------------------------------------------------------------------------
     async def resolve(self, tenant_id: str, identifier: Identifier) -> str | None:

@@ -22,7 +22,7 @@ class LeadService:
         before = await self.repo.get(event.tenant_id, event.one_id)
         lead, transition, applied = apply(before, event)
         if applied:
-            await self.repo.save(lead, previous_version=before.version if before else 0)
+            await self.repo.save(lead)
             if transition:
                 await self.repo.record_transition(lead, transition)
         # Emitted even for a replay: the first attempt may have died between the write and the send.

@@ -62,7 +62,7 @@ class NotifyService:
             due_at=due_at(change.grade, now),
             created_at=now,
         )
-        await self.repo.create_task({
+        created = await self.repo.create_task({
             "_id": tid,
             "tenant_id": tenant,
             "one_id": one_id,
@@ -81,6 +81,8 @@ class NotifyService:
             "outcomes": [],
             "event": event.model_dump(mode="json"),
         })
+        if created and assignment.consultant_id:
+            await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
         await self.repo.take_slot(tenant, one_id, tid)
         return Handled([Outgoing(TASKS_EVENTS, one_id, event)])
 
@@ -104,12 +106,14 @@ class NotifyService:
             note=note,
             recorded_at=now,
         )
-        close = outcome in CLOSING_OUTCOMES
+        close = outcome in CLOSING_OUTCOMES and task["status"] == TaskStatus.OPEN.value
         await self.repo.record_outcome(
             {"_id": event.outcome_id, **event.model_dump(mode="python"), "published": False}, close=close, now=now
         )
         if close:
             await self.repo.free_slot(tenant_id, task["one_id"], task_id)
+            if task.get("consultant_id"):
+                await self.repo.count_open_task(tenant_id, task["consultant_id"], -1)
         if self._producer is None:
             raise RuntimeError("this NotifyService has no producer for tasks.outcomes")
         topic = TASKS_OUTCOMES.qualified(self._prefix)

@@ -78,8 +78,7 @@ class ScoringService:
             )
             fields["last_change"] = event.model_dump(mode="json")
             outgoing.append(Outgoing(SCORES_CHANGES, change.one_id, event))
-        version = doc.get("version", 0)
-        await self.repo.save(change.tenant_id, change.one_id, fields, version=version + 1, previous=version)
+        await self.repo.save(change.tenant_id, change.one_id, fields, version=doc.get("version", 0) + 1)
         return Handled(outgoing)
 
     # ---- queries ---------------------------------------------------------------------------------

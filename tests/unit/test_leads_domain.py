@@ -310,3 +310,11 @@ def test_apply_does_not_mutate_the_input_lead():
     after, _, _ = apply(before, clean_form())
     assert before == Lead(tenant_id="demo", one_id="p-1")
     assert after is not before
+
+
+def test_phone_brands_are_not_bots_but_crawlers_are():
+    from services.leads.domain.verdict import BOT_USER_AGENT
+
+    assert not BOT_USER_AGENT.search("Mozilla/5.0 (Linux; Android 13; CUBOT KingKong)")
+    for ua in ("Googlebot/2.1", "Mozilla/5.0 (compatible; Baiduspider/2.0)", "python-requests/2.31", "curl/8.4"):
+        assert BOT_USER_AGENT.search(ua), ua

@@ -1,4 +1,4 @@
-"""The leads store: the only writer of `leads` (one versioned document per person) and
+"""The leads store: the only writer of `leads` (one state document per person) and
 `lead_transitions` (every stage change: from, to, at, cause)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.versioned import VersionedDocuments
+from leadflow.runtime.store import insert_once
+from leadflow.runtime.state import StateDocuments
 from schemas.leads import Stage, Verdict
 from services.leads.domain.lead import Lead, Transition
 
@@ -24,7 +25,7 @@ class LeadRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.leads = db["leads"]
         self.transitions = db["lead_transitions"]
-        self._docs = VersionedDocuments(self.leads)
+        self._docs = StateDocuments(self.leads)
 
     async def ensure_indexes(self) -> None:
         await self.leads.create_index([("tenant_id", ASCENDING), ("stage", ASCENDING)])
@@ -35,29 +36,24 @@ class LeadRepository:
         doc = await self._docs.load(lead_doc_id(tenant_id, one_id))
         return _to_lead(doc) if doc else None
 
-    async def save(self, lead: Lead, previous_version: int) -> None:
+    async def save(self, lead: Lead) -> None:
         body = asdict(lead)
         body["recent_event_ids"] = list(lead.recent_event_ids)
         body["reasons"] = list(lead.reasons)
         body.pop("version")
-        await self._docs.save(
-            lead_doc_id(lead.tenant_id, lead.one_id), body, version=lead.version, previous=previous_version
-        )
+        await self._docs.save(lead_doc_id(lead.tenant_id, lead.one_id), body, version=lead.version)
 
     async def record_transition(self, lead: Lead, transition: Transition) -> None:
-        await self.transitions.update_one(
-            {"_id": f"{lead.tenant_id}\x1f{lead.one_id}\x1f{transition.cause_event_id}"},
-            {"$setOnInsert": {
-                "tenant_id": lead.tenant_id,
-                "one_id": lead.one_id,
-                "from": transition.from_stage,
-                "to": transition.to_stage,
-                "at": transition.at,
-                "cause_event_id": transition.cause_event_id,
-                "cause_event_type": transition.cause_event_type,
-            }},
-            upsert=True,
-        )
+        await insert_once(self.transitions, {
+            "_id": f"{lead.tenant_id}\x1f{lead.one_id}\x1f{transition.cause_event_id}",
+            "tenant_id": lead.tenant_id,
+            "one_id": lead.one_id,
+            "from": transition.from_stage,
+            "to": transition.to_stage,
+            "at": transition.at,
+            "cause_event_id": transition.cause_event_id,
+            "cause_event_type": transition.cause_event_type,
+        })
 
     # ---- reads -----------------------------------------------------------------------------------
     async def list(self, tenant_id: str, *, verdict: Verdict | None, one_ids: list[str] | None, limit: int) -> list[Lead]:

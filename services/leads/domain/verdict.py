@@ -8,7 +8,10 @@ from schemas.identity import TouchpointIdentified
 from schemas.leads import Verdict
 from schemas.touchpoints import EventType, IdentifierType
 
-BOT_USER_AGENT = re.compile(r"bot|spider|crawler|curl|wget|python-requests|httpclient|headless|scrapy", re.I)
+# Whole words or "<name>bot/<version>": a phone model such as "CUBOT KingKong" is not a bot.
+BOT_USER_AGENT = re.compile(
+    r"\b(?:bot|spider|crawler)\b|\w+bot/|\w+spider|curl/|wget/|python-requests|httpclient|headless|scrapy", re.I
+)
 MIN_HUMAN_FILL_SECONDS = 3.0
 JUNK_PHONE_REASONS = {
     "blocked_test_number": "test_number",
@@ -34,7 +37,7 @@ def assess(event: TouchpointIdentified) -> tuple[Verdict, list[str]]:
             suspect.append("missing_user_agent")
         elif BOT_USER_AGENT.search(ua):
             suspect.append("bot_user_agent")
-        fill = touchpoint.attributes.get("fill_seconds")
-        if isinstance(fill, int | float) and fill < MIN_HUMAN_FILL_SECONDS:
+        fill = touchpoint.typed_attributes().fill_seconds  # the validated value: "1.0" counts too
+        if fill is not None and fill < MIN_HUMAN_FILL_SECONDS:
             suspect.append("form_too_fast")
     return (Verdict.SUSPECT, suspect) if suspect else (Verdict.VALID, [])

@@ -1,5 +1,9 @@
 """The notify store: the only writer of `consultants`, `tasks`, `task_slots` (the one open task of a
-person) and `task_outcomes`."""
+person) and `task_outcomes`.
+
+Hot-path filters are `{_id: …}` alone (FerretDB v1 scans for anything else); consultants carry an
+`open_tasks` counter so routing needs no count over tasks.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime.store import insert_once
 from schemas.tasks import TaskStatus
 from services.notify.domain.tasks import Consultant
 
@@ -43,24 +48,23 @@ class NotifyRepository:
         return doc
 
     async def consultants_with_load(self, tenant_id: str) -> list[Consultant]:
-        pipeline = [
-            {"$match": {"tenant_id": tenant_id, "status": TaskStatus.OPEN.value, "consultant_id": {"$ne": None}}},
-            {"$group": {"_id": "$consultant_id", "n": {"$sum": 1}}},
-        ]
-        load = {doc["_id"]: doc["n"] async for doc in await self.tasks.aggregate(pipeline)}
         cursor = self.consultants.find({"tenant_id": tenant_id, "active": True})
         return [
-            Consultant(d["consultant_id"], d.get("store_id") or "", True, d.get("capacity", 50), load.get(d["consultant_id"], 0))
+            Consultant(d["consultant_id"], d.get("store_id") or "", True, d.get("capacity", 50), d.get("open_tasks", 0))
             async for d in cursor
         ]
+
+    async def count_open_task(self, tenant_id: str, consultant_id: str, delta: int) -> None:
+        await self.consultants.update_one({"_id": _pid(tenant_id, consultant_id)}, {"$inc": {"open_tasks": delta}})
 
     # ---- tasks -----------------------------------------------------------------------------------
     async def open_task_id(self, tenant_id: str, one_id: str) -> str | None:
         doc = await self.slots.find_one({"_id": _pid(tenant_id, one_id)})
         return doc.get("open_task_id") if doc else None
 
-    async def create_task(self, doc: dict[str, Any]) -> None:
-        await self.tasks.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+    async def create_task(self, doc: dict[str, Any]) -> bool:
+        """Store a new task; False if it exists already (a replay)."""
+        return await insert_once(self.tasks, doc)
 
     async def take_slot(self, tenant_id: str, one_id: str, task_id: str) -> None:
         await self.slots.update_one(
@@ -70,12 +74,12 @@ class NotifyRepository:
         )
 
     async def free_slot(self, tenant_id: str, one_id: str, task_id: str) -> None:
-        await self.slots.update_one(
-            {"_id": _pid(tenant_id, one_id), "open_task_id": task_id}, {"$set": {"open_task_id": None}}
-        )
+        if await self.open_task_id(tenant_id, one_id) == task_id:
+            await self.slots.update_one({"_id": _pid(tenant_id, one_id)}, {"$set": {"open_task_id": None}})
 
     async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
-        return await self.tasks.find_one({"_id": task_id, "tenant_id": tenant_id})
+        doc = await self.tasks.find_one({"_id": task_id})
+        return doc if doc and doc.get("tenant_id") == tenant_id else None
 
     async def list_tasks(self, tenant_id: str, *, consultant_id: str | None, status: TaskStatus | None,
                          one_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -90,7 +94,7 @@ class NotifyRepository:
         return [doc async for doc in cursor]
 
     async def record_outcome(self, doc: dict[str, Any], *, close: bool, now: datetime) -> None:
-        await self.outcomes.insert_one(doc)
+        await insert_once(self.outcomes, doc)
         update: dict[str, Any] = {
             "$push": {"outcomes": {k: doc[k] for k in ("outcome_id", "outcome", "reason", "note", "recorded_at")}},
             "$set": {"last_outcome": doc["outcome"], "updated_at": now},
@@ -98,7 +102,7 @@ class NotifyRepository:
         }
         if close:
             update["$set"]["status"] = TaskStatus.DONE.value
-        await self.tasks.update_one({"_id": doc["task_id"], "tenant_id": doc["tenant_id"]}, update)
+        await self.tasks.update_one({"_id": doc["task_id"]}, update)  # the caller checked the tenant
 
     async def mark_outcome_published(self, outcome_id: str) -> None:
         await self.outcomes.update_one({"_id": outcome_id}, {"$set": {"published": True}})

@@ -1,4 +1,4 @@
-"""The scoring store: the only writer of `scores`, one versioned document per person."""
+"""The scoring store: the only writer of `scores`, one state document per person."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.versioned import VersionedDocuments
+from leadflow.runtime.state import StateDocuments
 
 
 def score_doc_id(tenant_id: str, one_id: str) -> str:
@@ -17,7 +17,7 @@ def score_doc_id(tenant_id: str, one_id: str) -> str:
 class ScoreRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.scores = db["scores"]
-        self._docs = VersionedDocuments(self.scores)
+        self._docs = StateDocuments(self.scores)
 
     async def ensure_indexes(self) -> None:
         await self.scores.create_index([("tenant_id", ASCENDING), ("grade", ASCENDING), ("score", DESCENDING)])
@@ -25,8 +25,8 @@ class ScoreRepository:
     async def get(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
         return await self._docs.load(score_doc_id(tenant_id, one_id))
 
-    async def save(self, tenant_id: str, one_id: str, fields: dict[str, Any], *, version: int, previous: int) -> None:
-        await self._docs.save(score_doc_id(tenant_id, one_id), fields, version=version, previous=previous)
+    async def save(self, tenant_id: str, one_id: str, fields: dict[str, Any], *, version: int) -> None:
+        await self._docs.save(score_doc_id(tenant_id, one_id), fields, version=version)
 
     async def one_ids_with_grade(self, tenant_id: str, grades: list[str], limit: int) -> list[str]:
         cursor = self.scores.find({"tenant_id": tenant_id, "grade": {"$in": grades}}, {"one_id": 1})

@@ -75,5 +75,6 @@ def worth_emitting(before: Scored | None, after: Scored, rules: RuleSet) -> bool
     return (
         before is None
         or before.grade != after.grade
-        or abs(before.score - after.score) >= rules.min_score_delta
+        # Scores carry one decimal; round the difference so 2.3 - 1.3 counts as the 1.0 it is.
+        or round(abs(before.score - after.score), 1) >= rules.min_score_delta
     )
