@@ -36,10 +36,12 @@ def stack_up(infra_only: bool = typer.Option(False, help="Only the broker and th
 
 @stack.command("down")
 def stack_down() -> None:
-    """Stop every process the stack started."""
-    from leadflow.devstack import StackConfig, down
+    """Stop every process the stack started, and any test stack left under var/."""
+    from leadflow.devstack import StackConfig, down, down_leftovers
 
-    down(StackConfig.from_env(), say=lambda line: console.print(f"  {line}"))
+    config = StackConfig.from_env()
+    down(config, say=lambda line: console.print(f"  {line}"))
+    down_leftovers(config, say=lambda line: console.print(f"  {line}"))
 
 
 @stack.command("status")

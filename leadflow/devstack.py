@@ -290,6 +290,17 @@ def down(config: StackConfig, *, say: Callable[[str], None] = print, names: tupl
         say(f"{name}: {'stopped' if procs.stop(name) else 'not running'}")
 
 
+def down_leftovers(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
+    """Stop processes of other stacks under var/ (test runs), so `make down` leaves nothing behind."""
+    for run_dir in sorted(config.var.rglob("run")):
+        if run_dir == config.var / "run" or not run_dir.is_dir():
+            continue
+        other = Processes(StackConfig(var=run_dir.parent))
+        for pid_file in run_dir.glob("*.pid"):
+            if other.stop(pid_file.stem):
+                say(f"{pid_file.stem} ({run_dir.parent.relative_to(config.var)}): stopped")
+
+
 def status(config: StackConfig) -> list[tuple[str, int | None, str]]:
     procs = Processes(config)
     rows = []
