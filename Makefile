@@ -53,6 +53,7 @@ test-e2e: setup
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/e2e
 
 bench: setup
+	$(BIN)/python -m bench.store_ops
 	$(BIN)/python -m bench.pipeline
 
 schemas:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
+from pymongo.errors import CollectionInvalid, ConnectionFailure, DuplicateKeyError, OperationFailure
 
 from leadflow.runtime.settings import CommonSettings
 
@@ -43,3 +43,13 @@ async def insert_once(collection, doc: dict) -> bool:
         return True
     except DuplicateKeyError:
         return False
+
+
+async def ensure_collections(*collections) -> None:
+    """Create the collections now rather than on first insert, so that start-up work on them
+    (indexes, and the FerretDB _id index of leadflow.devstack) covers them all."""
+    for collection in collections:
+        try:
+            await collection.database.create_collection(collection.name)
+        except CollectionInvalid:
+            pass  # exists already

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.store import insert_once
+from leadflow.runtime.store import ensure_collections, insert_once
 
 
 class ReceiptRepository:
@@ -19,7 +19,7 @@ class ReceiptRepository:
         return f"{tenant_id}\x1f{event_id}"
 
     async def ensure_indexes(self) -> None:
-        return None  # the _id is the key
+        await ensure_collections(self.receipts)  # the _id is the key; no other index
 
     async def existing(self, tenant_id: str, event_ids: list[str]) -> set[str]:
         # One find by _id each, concurrently: FerretDB v1 scans the collection for an $in.

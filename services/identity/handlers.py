@@ -77,15 +77,18 @@ class IdentityService:
         candidate = keys.new_one_id(tenant, event_id)
         hashes = {self.key_hash(tenant, i): i for i in identifiers}
         known = await self.repo.owners(tenant, list(hashes))
-        if known:
-            existing = await self.repo.live_persons(tenant, set(known.values()))
-            target = split_winner(existing)[0].one_id
+        living = await self.repo.live_persons(tenant, set(known.values()))
+        if living:
+            target = split_winner(list(living.values()))[0].one_id
         else:
             target = candidate
             await self.repo.ensure_person(tenant, candidate, now, event_id)
 
-        claimed: dict[str, str] = {}
+        # Identifiers somebody owns already need no claim; the others are claimed for the target.
+        claimed: dict[str, str] = dict(known)
         for key_hash, identifier in hashes.items():
+            if key_hash in known:
+                continue
             claimed[key_hash] = await self.repo.claim(
                     tenant,
                     key_hash,
@@ -105,11 +108,13 @@ class IdentityService:
         if not owners:
             return target, []  # nothing to link: an anonymous touchpoint is its own person
 
-        winner, losers = split_winner(await self.repo.live_persons(tenant, owners))
+        unseen = owners - living.keys()  # owners that only a racing worker's claim revealed
+        living |= await self.repo.live_persons(tenant, unseen) if unseen else {}
+        winner, losers = split_winner(list(living.values()))
         merges = []
         for loser in losers:
             # The cause is an identifier that carried the loser's link into this event.
-            cause = next((hashes[k] for k, o in claimed.items() if o == loser.one_id), identifiers[0])
+            cause = next((hashes[k] for k, o in claimed.items() if living.get(o) == loser), identifiers[0])
             merges.append(await self._merge(event, winner.one_id, loser.one_id, cause, now))
         return winner.one_id, merges
 

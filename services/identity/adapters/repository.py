@@ -23,7 +23,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.store import insert_once
+from leadflow.runtime.store import ensure_collections, insert_once
 from services.identity.domain.stitching import Person
 
 MAX_CHAIN = 64  # merged_into hops; a longer chain would be a bug, not data
@@ -38,6 +38,7 @@ class IdentityRepository:
         self.merges = db["identity_merges"]
 
     async def ensure_indexes(self) -> None:
+        await ensure_collections(self.links, self.persons, self.receipts, self.emitted, self.merges)
         await self.links.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
         await self.merges.create_index([("tenant_id", ASCENDING), ("event_id", ASCENDING)])
         await self.persons.create_index([("tenant_id", ASCENDING), ("merged_into", ASCENDING)])
@@ -109,18 +110,22 @@ class IdentityRepository:
         """Delete a person created for an event whose every claim another worker won (no link names it)."""
         await self.persons.delete_one({"_id": one_id})
 
-    async def live_persons(self, tenant_id: str, one_ids: set[str]) -> list[Person]:
-        roots = {await self.live_root(tenant_id, o) for o in one_ids}
-        docs = await asyncio.gather(*(self._get(self.persons, tenant_id, r) for r in roots))
-        return [Person(doc["_id"], doc["created_at"]) for doc in docs if doc]
+    async def live_persons(self, tenant_id: str, one_ids: set[str]) -> dict[str, Person]:
+        """Each one_id mapped to the living person it is (itself, or whom it was merged into)."""
+        roots = await asyncio.gather(*(self._live_doc(tenant_id, o) for o in one_ids))
+        return {o: Person(doc["_id"], doc["created_at"]) for o, doc in zip(one_ids, roots) if doc}
 
     async def live_root(self, tenant_id: str, one_id: str) -> str:
         """Follow merged_into to the surviving person."""
+        doc = await self._live_doc(tenant_id, one_id)
+        return doc["_id"] if doc else one_id
+
+    async def _live_doc(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
         current = one_id
         for _ in range(MAX_CHAIN):
             doc = await self._get(self.persons, tenant_id, current)
             if not doc or not doc.get("merged_into"):
-                return current
+                return doc
             current = doc["merged_into"]
         raise RuntimeError("merged_into chain too long")
 

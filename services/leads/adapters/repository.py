@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.store import insert_once
+from leadflow.runtime.store import ensure_collections, insert_once
 from leadflow.runtime.state import StateDocuments
 from schemas.leads import Stage, Verdict
 from services.leads.domain.lead import Lead, Transition
@@ -28,6 +28,7 @@ class LeadRepository:
         self._docs = StateDocuments(self.leads)
 
     async def ensure_indexes(self) -> None:
+        await ensure_collections(self.leads, self.transitions)
         await self.leads.create_index([("tenant_id", ASCENDING), ("stage", ASCENDING)])
         await self.leads.create_index([("tenant_id", ASCENDING), ("verdict", ASCENDING), ("last_seen_at", DESCENDING)])
         await self.transitions.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING), ("at", ASCENDING)])

@@ -13,7 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.store import insert_once
+from leadflow.runtime.store import ensure_collections, insert_once
 from schemas.tasks import TaskStatus
 from services.notify.domain.tasks import Consultant
 
@@ -30,6 +30,7 @@ class NotifyRepository:
         self.outcomes = db["task_outcomes"]
 
     async def ensure_indexes(self) -> None:
+        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes)
         await self.tasks.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("status", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("due_at", ASCENDING)])

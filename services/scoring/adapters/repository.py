@@ -8,6 +8,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.state import StateDocuments
+from leadflow.runtime.store import ensure_collections
 
 
 def score_doc_id(tenant_id: str, one_id: str) -> str:
@@ -20,6 +21,7 @@ class ScoreRepository:
         self._docs = StateDocuments(self.scores)
 
     async def ensure_indexes(self) -> None:
+        await ensure_collections(self.scores)
         await self.scores.create_index([("tenant_id", ASCENDING), ("grade", ASCENDING), ("score", DESCENDING)])
 
     async def get(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
