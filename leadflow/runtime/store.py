@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, ConnectionFailure, DuplicateKeyError, OperationFailure
+from pymongo.errors import CollectionInvalid, ConnectionFailure, DuplicateKeyError
 
 from leadflow.runtime.settings import CommonSettings
 
@@ -27,8 +27,11 @@ def connect(settings: CommonSettings, *, app_name: str) -> tuple[AsyncMongoClien
     return client, client[settings.mongo_db]
 
 
-def is_duplicate_key(exc: BaseException) -> bool:
-    return isinstance(exc, OperationFailure) and exc.code == 11000
+async def find_owned(collection, tenant_id: str, doc_id: str) -> dict | None:
+    """The document with this _id if it belongs to the tenant. Filters on _id alone: FerretDB v1
+    pushes nothing else down to SQLite and would scan the collection for `{_id, tenant_id}`."""
+    doc = await collection.find_one({"_id": doc_id})
+    return doc if doc is not None and doc.get("tenant_id") == tenant_id else None
 
 
 async def insert_once(collection, doc: dict) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.store import ensure_collections, insert_once
+from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from services.identity.domain.stitching import Person
 
 MAX_CHAIN = 64  # merged_into hops; a longer chain would be a bug, not data
@@ -67,12 +67,8 @@ class IdentityRepository:
         await insert_once(self.emitted, {"_id": self._receipt_id(tenant_id, event_id), "tenant_id": tenant_id})
 
     # ---- links -----------------------------------------------------------------------------------
-    async def _get(self, collection, tenant_id: str, doc_id: str) -> dict[str, Any] | None:
-        doc = await collection.find_one({"_id": doc_id})
-        return doc if doc is not None and doc.get("tenant_id") == tenant_id else None
-
     async def owners(self, tenant_id: str, key_hashes: list[str]) -> dict[str, str]:
-        docs = await asyncio.gather(*(self._get(self.links, tenant_id, k) for k in key_hashes))
+        docs = await asyncio.gather(*(find_owned(self.links, tenant_id, k) for k in key_hashes))
         return {doc["_id"]: doc["one_id"] for doc in docs if doc}
 
     async def claim(self, tenant_id: str, key_hash: str, one_id: str, fields: dict[str, Any]) -> str:
@@ -93,7 +89,7 @@ class IdentityRepository:
         )
 
     async def resolve(self, tenant_id: str, key_hash: str) -> str | None:
-        doc = await self._get(self.links, tenant_id, key_hash)
+        doc = await find_owned(self.links, tenant_id, key_hash)
         return await self.live_root(tenant_id, doc["one_id"]) if doc else None
 
     async def links_of(self, tenant_id: str, one_id: str) -> list[dict[str, Any]]:
@@ -123,14 +119,14 @@ class IdentityRepository:
     async def _live_doc(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
         current = one_id
         for _ in range(MAX_CHAIN):
-            doc = await self._get(self.persons, tenant_id, current)
+            doc = await find_owned(self.persons, tenant_id, current)
             if not doc or not doc.get("merged_into"):
                 return doc
             current = doc["merged_into"]
         raise RuntimeError("merged_into chain too long")
 
     async def person(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
-        return await self._get(self.persons, tenant_id, one_id)
+        return await find_owned(self.persons, tenant_id, one_id)
 
     # ---- merges ----------------------------------------------------------------------------------
     async def record_merge(self, doc: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.store import ensure_collections, insert_once
+from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from schemas.tasks import TaskStatus
 from services.notify.domain.tasks import Consultant
 
@@ -79,8 +79,7 @@ class NotifyRepository:
             await self.slots.update_one({"_id": _pid(tenant_id, one_id)}, {"$set": {"open_task_id": None}})
 
     async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
-        doc = await self.tasks.find_one({"_id": task_id})
-        return doc if doc and doc.get("tenant_id") == tenant_id else None
+        return await find_owned(self.tasks, tenant_id, task_id)
 
     async def list_tasks(self, tenant_id: str, *, consultant_id: str | None, status: TaskStatus | None,
                          one_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
