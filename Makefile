@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 VAR := $(CURDIR)/var
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: setup up down status demo test test-unit test-integration test-e2e bench schemas clean
+.PHONY: setup up down status demo lint test test-unit test-integration test-e2e bench schemas clean
 
 setup: $(VENV)/.installed $(VAR)/kafka/lib/.resolved $(VAR)/bin/ferretdb
 
@@ -40,8 +40,11 @@ demo:
 	set -a; source var/leadflow.env; set +a; \
 	$(BIN)/leadflow simulate --tenant demo --rate 20 --duration 30 --seed $$RANDOM --truth var/sim-truth.json
 
-test: setup
+test: setup lint
 	$(BIN)/pytest $(PYTEST_FLAGS) tests
+
+lint: setup
+	$(BIN)/ruff check leadflow services schemas bench tests
 
 test-unit: setup
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit

@@ -3,7 +3,6 @@ and a database of their own (unique prefix), against the session's broker and st
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 

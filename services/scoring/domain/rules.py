@@ -5,7 +5,7 @@ The defaults are for car dealers; issue #5 moves them to per-tenant YAML files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from schemas.touchpoints import EventType
 
