@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from kafka import KafkaConsumer
+
+from schemas.tasks import TaskOutcomeRecorded
+from schemas.topics import TASKS_OUTCOMES
 from tests.e2e.helpers import eventually, touchpoint, unique_phone
 
 
@@ -95,6 +99,13 @@ def test_outcome_is_recorded_and_closes_the_task(stack):
 
     r = consultant.post(f"/v1/tasks/{task['task_id']}/outcome", json={"outcome": "won", "note": "签约"})
     assert r.status_code == 201, r.text
+    outcome_id = r.json()["outcome_id"]
+    consumer = KafkaConsumer(TASKS_OUTCOMES.qualified(stack.topic_prefix), bootstrap_servers=stack.kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    published = [TaskOutcomeRecorded.model_validate_json(m.value) for m in consumer]
+    consumer.close()
+    mine = [o for o in published if o.outcome_id == outcome_id]
+    assert len(mine) == 1 and mine[0].one_id == one_id and mine[0].outcome == "won"
     done = [t for t in ops.get("/v1/tasks", params={"status": "done"}).json() if t["task_id"] == task["task_id"]]
     assert done and done[0]["last_outcome"] == "won"
     assert consultant.post("/v1/tasks/nope/outcome", json={"outcome": "won"}).status_code == 404
