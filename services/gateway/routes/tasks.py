@@ -23,12 +23,14 @@ async def list_tasks(
     services: ServicesDep,
     consultant_id: Annotated[str | None, Query(max_length=64)] = None,
     status: TaskStatus | None = None,
+    one_id: Annotated[str | None, Query(max_length=64, description="only this person's tasks")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ):
     """Tasks by due time. A consultant's key sees only that consultant's tasks."""
     if caller.consultant_id:
         consultant_id = caller.consultant_id
-    docs = await services.notify.tasks(tenant_id=caller.tenant_id, consultant_id=consultant_id, status=status, limit=limit)
+    docs = await services.notify.tasks(tenant_id=caller.tenant_id, consultant_id=consultant_id, status=status,
+                                       one_id=one_id, limit=limit)
     return [TaskOut(task_id=d["_id"], **d) for d in docs]
 
 
