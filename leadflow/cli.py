@@ -49,10 +49,26 @@ def stack_status() -> None:
     """Which components run, with their pid and log."""
     from leadflow.devstack import StackConfig, status
 
+    config = StackConfig.from_env()
+    rows = status(config)
     table = Table("component", "pid", "log")
-    for name, pid, log in status(StackConfig.from_env()):
+    for name, pid, log in rows:
         table.add_row(name, str(pid) if pid else "[red]down[/red]", log)
     console.print(table)
+    if not rows[0][1]:
+        return  # no broker, no lag to show
+    from leadflow.runtime.lag import consumer_lag, registry_groups
+
+    lag = Table("consumer group", "topic", "committed", "end", "lag")
+    totals: dict[tuple[str, str], list[int]] = {}
+    for row in consumer_lag(config.kafka_bootstrap, registry_groups()):
+        total = totals.setdefault((row.group, row.topic), [0, 0, 0])
+        total[0] += row.committed
+        total[1] += row.end
+        total[2] += row.lag
+    for (group, topic), (committed, end, behind) in totals.items():
+        lag.add_row(group, topic, str(committed), str(end), f"[red]{behind}[/red]" if behind else "0")
+    console.print(lag)
 
 
 @topics.command("create")

@@ -1,0 +1,32 @@
+"""Consumer lag read from the real broker."""
+
+from __future__ import annotations
+
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+
+from leadflow.runtime.admin import ensure_topics
+from leadflow.runtime.lag import consumer_lag, registry_groups
+from schemas.topics import TOUCHPOINTS_RAW
+
+
+def test_lag_is_end_minus_committed_per_partition(infra, unique):
+    prefix = f"lag{unique}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix, partitions=2, specs=(TOUCHPOINTS_RAW,))
+    topic = TOUCHPOINTS_RAW.qualified(prefix)
+    producer = KafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    for i in range(5):
+        producer.send(topic, value=b"x", partition=0)
+    producer.send(topic, value=b"x", partition=1)
+    producer.flush()
+    producer.close()
+
+    group = f"{prefix}leadflow-identity"
+    assert registry_groups(prefix)[group] == [topic]
+    consumer = KafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(2, "", -1)})
+    consumer.close()
+
+    rows = {r.partition: r for r in consumer_lag(infra.kafka_bootstrap, {group: [topic]})}
+    assert (rows[0].committed, rows[0].end, rows[0].lag) == (2, 5, 3)
+    assert (rows[1].committed, rows[1].end, rows[1].lag) == (0, 1, 1)  # never committed: counts from 0
