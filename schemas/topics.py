@@ -72,6 +72,11 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+def consumer_group(consumer: str, prefix: str = "") -> str:
+    """The Kafka consumer group (and Faust app id) of a consuming service."""
+    return f"{prefix}leadflow-{consumer}"
+
+
 def dead_letter_topic(source: TopicSpec, consumer: str) -> TopicSpec:
     """The dead-letter topic of one consumer of `source`; that consumer is its only writer."""
     if consumer not in source.consumers:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, consumer_group
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def registry_groups(prefix: str = "") -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for spec in TOPICS:
         for consumer in spec.consumers:
-            groups.setdefault(f"{prefix}leadflow-{consumer}", []).append(spec.qualified(prefix))
+            groups.setdefault(consumer_group(consumer, prefix), []).append(spec.qualified(prefix))
     return groups
 
 

@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from leadflow.runtime.consumer import RecordProcessor
 from leadflow.runtime.messages import Handled
 from leadflow.runtime.settings import WorkerSettings
-from schemas.topics import TopicSpec, dead_letter_topic
+from schemas.topics import TopicSpec, consumer_group, dead_letter_topic
 
 
 def make_app(service: str, settings: WorkerSettings) -> faust.App:
     brokers = ";".join(f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(","))
     app = faust.App(
-        f"{settings.topic_prefix}leadflow-{service}",
+        consumer_group(service, settings.topic_prefix),
         broker=brokers,
         store="memory://",
         processing_guarantee="at_least_once",
