@@ -19,6 +19,11 @@ class CommonSettings(BaseSettings):
     # Partitions of each topic created at startup (dead-letter topics have one).
     partitions: int = Field(default=4, ge=1, le=256)
     replication_factor: int = Field(default=1, ge=1, le=5)
+
+
+class PersonalDataSettings(CommonSettings):
+    """For the processes that touch raw identifiers (identity and the API); refuses default secrets."""
+
     # Master secret for keyed hashes of identifiers; per-tenant keys are derived from it.
     hmac_secret: SecretStr = SecretStr(DEV_SECRET_MARKER)
     # Fernet key (urlsafe base64, 32 bytes) encrypting raw identifier values at rest.

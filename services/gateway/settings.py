@@ -2,10 +2,10 @@
 
 from pydantic import Field, SecretStr
 
-from leadflow.runtime.settings import CommonSettings
+from leadflow.runtime.settings import PersonalDataSettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(PersonalDataSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # key=tenant:role[:consultant_id],... ; roles: ingest, consultant, ops, admin
