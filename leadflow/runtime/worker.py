@@ -57,15 +57,9 @@ class Channels:
         self.app = app
         self.service = service
         self.prefix = prefix
-        self._topics: dict[str, faust.TopicT] = {}
-
-    def topic(self, name: str) -> faust.TopicT:
-        if name not in self._topics:
-            self._topics[name] = self.app.topic(name, key_serializer="raw", value_serializer="raw")
-        return self._topics[name]
 
     def source(self, spec: TopicSpec) -> faust.TopicT:
-        return self.topic(spec.qualified(self.prefix))
+        return self.app.topic(spec.qualified(self.prefix), key_serializer="raw", value_serializer="raw")
 
     async def send(self, topic: str, key: bytes | None, value: bytes, headers) -> None:
         # Wait for the broker's ack: the source offset may only move once the output is durable.

@@ -72,6 +72,9 @@ def test_resolve_validates_and_normalises(stack):
     r = ops.get("/v1/identity/resolve", params={"type": "phone", "value": "12"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "value"]
     assert ops.get("/v1/identity/resolve", params={"type": "fax", "value": "1"}).status_code == 422
+    r = ops.get("/v1/identity/resolve", params={"type": "wechat_openid", "value": "o-secret-openid"})
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "namespace_required"
+    assert "o-secret-openid" not in r.text  # the value is never echoed
     assert ops.get("/v1/identity/resolve", params={"type": "phone", "value": unique_phone()}).status_code == 404
 
 

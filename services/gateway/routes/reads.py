@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import ValidationError
 
 from schemas.leads import Stage, Verdict
 from schemas.scores import Grade
@@ -42,9 +43,9 @@ async def resolve(
     except InvalidIdentifier as exc:
         raise HTTPException(422, [{"loc": ["query", "value"], "msg": f"cannot normalise: {exc.reason}",
                                    "type": exc.reason}]) from None
-    except ValueError as exc:  # pydantic: e.g. an openid without namespace
-        raise HTTPException(422, [{"loc": ["query", "namespace"], "msg": str(exc).splitlines()[-1].strip(),
-                                   "type": "value_error"}]) from None
+    except ValidationError as exc:  # e.g. an openid without namespace; never echo the value
+        raise HTTPException(422, [{"loc": ["query", "namespace"], "msg": e["msg"], "type": e["type"]}
+                                  for e in exc.errors(include_input=False, include_url=False)]) from None
     if one_id is None:
         raise HTTPException(404, "no person has this identifier")
     return ResolveResponse(one_id=one_id)
