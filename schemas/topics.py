@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.base import Event
-from schemas.identity import PersonsMerged, TouchpointIdentified
+from pydantic import BaseModel
+
+from schemas.identity import IdentityChanged, IdentityCommanded, TouchpointIdentified
 from schemas.leads import LeadUpdated
 from schemas.scores import ScoreChanged
 from schemas.tasks import TaskCreated, TaskOutcomeRecorded
@@ -22,7 +23,7 @@ DEFAULT_PARTITIONS = 4
 class TopicSpec:
     name: str
     key: str
-    value: type[Event] | None
+    value: type[BaseModel] | None
     writer: str
     consumers: tuple[str, ...] = ()
     partitions: int = DEFAULT_PARTITIONS
@@ -48,7 +49,21 @@ TOUCHPOINTS_IDENTIFIED = TopicSpec(
     consumers=("leads",),
 )
 IDENTITY_MERGES = TopicSpec(
-    "identity.merges", key="winner one_id", value=PersonsMerged, writer="identity"
+    "identity.merges",
+    key="one_id (the winner of a merge, the source of a split, the erased person)",
+    value=IdentityChanged,
+    writer="identity",
+    consumers=("leads", "scoring", "notify"),
+    doc="Merges, splits and erasures; each downstream service folds, moves or deletes its own state.",
+)
+IDENTITY_COMMANDS = TopicSpec(
+    "identity.commands",
+    key="tenant_id",
+    value=IdentityCommanded,
+    writer="gateway",
+    consumers=("identity",),
+    partitions=1,
+    doc="Ops commands: split a person, decide a possible match, erase a person. Rare; one partition keeps them in order.",
 )
 LEADS_CHANGES = TopicSpec(
     "leads.changes", key="one_id", value=LeadUpdated, writer="leads", consumers=("scoring",)
@@ -65,6 +80,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TOUCHPOINTS_RAW,
     TOUCHPOINTS_IDENTIFIED,
     IDENTITY_MERGES,
+    IDENTITY_COMMANDS,
     LEADS_CHANGES,
     SCORES_CHANGES,
     TASKS_EVENTS,

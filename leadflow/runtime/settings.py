@@ -49,3 +49,4 @@ class WorkerSettings(CommonSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    data_dir: str = "var/faust/{conf.id}"

@@ -26,6 +26,7 @@ def make_app(service: str, settings: WorkerSettings) -> faust.App:
         consumer_group(service, settings.topic_prefix),
         broker=brokers,
         store="memory://",
+        datadir=settings.data_dir,  # Faust's per-app directory; under var/, never the working directory
         processing_guarantee="at_least_once",
         topic_allow_declare=False,
         topic_disable_leader=True,
