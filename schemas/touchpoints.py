@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -106,6 +106,9 @@ class Attributes(BaseModel):
 
     name: Annotated[str, StringConstraints(max_length=128)] | None = None
     city: Annotated[str, StringConstraints(max_length=64)] | None = None
+    # Profile fields a form may collect; identity matches persons on them when no identifier links them.
+    birth_date: date | None = None
+    address: Annotated[str, StringConstraints(max_length=256)] | None = None
     product: Annotated[str, StringConstraints(max_length=128)] | None = None
     car_model: Annotated[str, StringConstraints(max_length=128)] | None = None
     budget: Annotated[str, StringConstraints(max_length=64)] | None = None
