@@ -25,3 +25,23 @@ PROCESSING_SECONDS = Histogram(
     ["service", "topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+# ---- identity ------------------------------------------------------------------------------------
+IDENTIFIERS_REJECTED = Counter(
+    "leadflow_identity_identifiers_rejected_total",
+    "Identifiers that could not be normalised or are junk, never linked",
+    ["tenant", "type", "reason"],
+)
+IDENTITY_MERGES = Counter("leadflow_identity_merges_total", "Persons merged into another", ["tenant", "cause"])
+IDENTITY_SPLITS = Counter("leadflow_identity_splits_total", "Persons split by ops", ["tenant"])
+IDENTITY_ERASURES = Counter("leadflow_identity_erasures_total", "Persons erased on request", ["tenant"])
+IDENTITY_CONFLICTS = Counter(
+    "leadflow_identity_conflicts_total", "Touchpoints a guardrail held identifiers back from", ["tenant", "rule"]
+)
+IDENTITY_QUARANTINED = Counter(
+    "leadflow_identity_quarantined_total", "Identifiers quarantined as hubs", ["tenant", "type"]
+)
+IDENTITY_REVIEWS = Counter(
+    "leadflow_identity_reviews_total", "Possible matches queued for review, and their decisions", ["tenant", "state"]
+)

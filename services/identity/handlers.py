@@ -1,10 +1,14 @@
-"""identity use cases: identify a touchpoint (stitch, merge, emit) and answer look-ups."""
+"""identity use cases: identify a touchpoint (stitch, merge, emit), carry out ops commands (split,
+review decisions, erasure) and answer look-ups."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import PersonsMerged, RejectedIdentifier, TouchpointIdentified
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
@@ -14,7 +18,22 @@ from services.identity.adapters.vault import Vault
 from services.identity.domain import keys
 from services.identity.domain.masking import mask
 from services.identity.domain.normalize import NormalizedIdentifier, normalize
-from services.identity.domain.stitching import prepare, split_winner
+from services.identity.domain.policy import PolicyBook
+from services.identity.domain.stitching import Plan, Seen, plan, prepare
+
+MAX_ATTEMPTS = 16  # re-plans after losing a race; each lost race means another worker made progress
+
+
+class Raced(Exception):
+    """Another worker changed the graph between our reads and our writes: plan again."""
+
+
+@dataclass
+class Stitched:
+    one_id: str
+    merges: list[PersonsMerged] = field(default_factory=list)
+    held: list[tuple[str, str]] = field(default_factory=list)  # (type, reason)
+    keys: list[str] = field(default_factory=list)
 
 
 class IdentityService:
@@ -25,139 +44,202 @@ class IdentityService:
         master_secret: bytes,
         vault: Vault,
         clock: Callable[[], datetime],
+        policies: PolicyBook | None = None,
     ) -> None:
         self.repo = repo
         self._master = master_secret
         self._vault = vault
         self._clock = clock
+        self.policies = policies or PolicyBook()
 
     def key_hash(self, tenant_id: str, identifier: NormalizedIdentifier) -> str:
         return keys.identifier_hash(keys.tenant_key(self._master, tenant_id), identifier)
 
+    # ---- touchpoints -----------------------------------------------------------------------------
     async def identify(self, event: TouchpointReceived) -> Handled:
         tenant, event_id = event.tenant_id, event.event_id
         if await self.repo.was_emitted(tenant, event_id):
             return Handled()  # a duplicate of an event already identified and emitted
         receipt = await self.repo.receipt(tenant, event_id)
-        prepared = prepare(event)
+        prepared = prepare(event, self.policies.for_tenant(tenant))
         now = self._clock()
         if receipt:  # stitched before, but the output may never have reached the broker
-            one_id = await self.repo.live_root(tenant, receipt["one_id"])
-            merges = [PersonsMerged.model_validate(m) for m in receipt.get("merges", ())]
+            stitched = Stitched(
+                await self.repo.root(tenant, receipt["one_id"]),
+                [PersonsMerged.model_validate(m) for m in receipt.get("merges", ())],
+                [tuple(h) for h in receipt.get("held", ())],
+                list(receipt.get("keys", ())),
+            )
         else:
-            one_id, merges = await self._stitch(event, prepared.valid, now)
-            await self.repo.save_receipt(tenant, event_id, one_id, [m.model_dump(mode="json") for m in merges], now)
+            for kind, reason in prepared.rejected:
+                metrics.IDENTIFIERS_REJECTED.labels(tenant, kind, reason).inc()
+            stitched = await self._stitch(event, prepared.valid, now)
+            await self.repo.save_receipt(tenant, event_id, {
+                "one_id": stitched.one_id,
+                "merges": [m.model_dump(mode="json") for m in stitched.merges],
+                "held": stitched.held,
+                "keys": stitched.keys,
+                "at": now,
+            })
 
+        counted = set(stitched.keys)
         identified = TouchpointIdentified(
             tenant_id=tenant,
             event_id=event_id,
-            one_id=one_id,
-            touchpoint=event.model_copy(
-                update={
-                    "identifiers": [
-                        Identifier(type=i.type, value=i.value, namespace=i.namespace or None)
-                        for i in prepared.valid
-                    ]
-                }
-            ),
-            rejected_identifiers=[RejectedIdentifier(type=t, reason=r) for t, r in prepared.rejected],
+            one_id=stitched.one_id,
+            touchpoint=event.model_copy(update={"identifiers": [
+                Identifier(type=i.type, value=i.value, namespace=i.namespace or None)
+                for i in prepared.valid if self.key_hash(tenant, i) in counted
+            ]}),
+            rejected_identifiers=[
+                RejectedIdentifier(type=t, reason=r) for t, r in [*prepared.rejected, *stitched.held]
+            ],
             identified_at=now,
         )
 
         async def mark_emitted() -> None:
             await self.repo.mark_emitted(tenant, event_id)
 
-        outgoing = [Outgoing(IDENTITY_MERGES, m.winner, m) for m in merges]
-        return Handled([*outgoing, Outgoing(TOUCHPOINTS_IDENTIFIED, one_id, identified)], mark_emitted)
+        outgoing = [Outgoing(IDENTITY_MERGES, m.winner, m) for m in stitched.merges]
+        return Handled([*outgoing, Outgoing(TOUCHPOINTS_IDENTIFIED, stitched.one_id, identified)], mark_emitted)
 
     async def _stitch(
         self, event: TouchpointReceived, identifiers: tuple[NormalizedIdentifier, ...], now: datetime
-    ) -> tuple[str, list[PersonsMerged]]:
-        tenant, event_id = event.tenant_id, event.event_id
-        candidate = keys.new_one_id(tenant, event_id)
-        hashes = {self.key_hash(tenant, i): i for i in identifiers}
-        known = await self.repo.owners(tenant, list(hashes))
-        living = await self.repo.live_persons(tenant, set(known.values()))
-        if living:
-            target = split_winner(list(living.values()))[0].one_id
-        else:
-            target = candidate
-            await self.repo.ensure_person(tenant, candidate, now, event_id)
-
-        # Identifiers somebody owns already need no claim; the others are claimed for the target.
-        claimed: dict[str, str] = dict(known)
-        for key_hash, identifier in hashes.items():
-            if key_hash in known:
-                continue
-            claimed[key_hash] = await self.repo.claim(
-                    tenant,
-                    key_hash,
-                    target,
-                    {
-                        "type": identifier.type.value,
-                        "namespace": identifier.namespace,
-                        "masked": mask(identifier.type, identifier.value),
-                        "enc": self._vault.seal(identifier.value),
-                        "linked_at": now,
-                        "event_id": event_id,
-                    },
-                )
-        owners = set(claimed.values())
-        if target == candidate and candidate not in owners and identifiers:
-            await self.repo.drop_person(candidate)  # lost every claim race: no link names it
-        if not owners:
-            return target, []  # nothing to link: an anonymous touchpoint is its own person
-
-        unseen = owners - living.keys()  # owners that only a racing worker's claim revealed
-        living |= await self.repo.live_persons(tenant, unseen) if unseen else {}
-        winner, losers = split_winner(list(living.values()))
-        merges = []
-        for loser in losers:
-            # The cause is an identifier that carried the loser's link into this event.
-            cause = next((hashes[k] for k, o in claimed.items() if living.get(o) == loser), identifiers[0])
-            merges.append(await self._merge(event, winner.one_id, loser.one_id, cause, now))
-        return winner.one_id, merges
-
-    async def _merge(
-        self, event: TouchpointReceived, winner: str, loser: str, cause: NormalizedIdentifier, now: datetime
-    ) -> PersonsMerged:
+    ) -> Stitched:
         tenant = event.tenant_id
-        merge = PersonsMerged(
-            merge_id=keys.merge_id(tenant, winner, loser),
-            tenant_id=tenant,
-            winner=winner,
-            loser=loser,
-            cause_identifier_type=cause.type,
-            event_id=event.event_id,
-            merged_at=now,
-        )
-        # Audit first: a crash after this line is repaired by the replay, which merges again.
-        await self.repo.record_merge(
-            {
-                "_id": merge.merge_id,
-                "tenant_id": tenant,
-                "event_id": event.event_id,
-                "winner": winner,
-                "loser": loser,
-                "event": merge.model_dump(mode="json"),
-            }
-        )
-        await self.repo.mark_merged(tenant, loser, winner)
-        await self.repo.repoint(tenant, loser, winner)
-        return merge
+        policy = self.policies.for_tenant(tenant)
+        hashes = {self.key_hash(tenant, i): i for i in identifiers}
+        created: str | None = None
+        for _ in range(MAX_ATTEMPTS):
+            links = await self.repo.links_by_key(tenant, list(hashes))
+            roots = await self.repo.living(tenant, {d["one_id"] for d in links.values()})
+            seen = [
+                Seen(k, i, roots[links[k]["one_id"]] if k in links else None,
+                     links.get(k, {}).get("status") == "quarantined")
+                for k, i in hashes.items()
+            ]
+            persons = await self.repo.views(tenant, {s.owner for s in seen if s.owner})
+            if any(s.owner and s.owner not in persons for s in seen):
+                continue  # a person mid-creation by another worker: look again
+            decided = plan(seen, persons, policy)
+            try:
+                if decided.owner is None:
+                    created = keys.new_one_id(tenant, event.event_id)
+                    await self.repo.create_person(tenant, created, event.occurred_at, event.event_id)
+                stitched = await self._carry_out(event, decided, decided.owner or created, now)
+            except Raced:
+                continue
+            if created and created != stitched.one_id:
+                await self.repo.drop_person_if_empty(tenant, created)
+            return stitched
+        raise RuntimeError(f"identity graph kept changing under event {event.event_id}; giving up for a retry")
+
+    async def _carry_out(self, event: TouchpointReceived, decided: Plan, owner: str, now: datetime) -> Stitched:
+        tenant, event_id = event.tenant_id, event.event_id
+        result = Stitched(owner)
+        for loser, via in decided.absorb:
+            merge = PersonsMerged(
+                merge_id=keys.merge_id(tenant, owner, loser),
+                tenant_id=tenant,
+                winner=owner,
+                loser=loser,
+                cause_identifier_type=via.identifier.type,
+                event_id=event_id,
+                merged_at=now,
+            )
+            await self._merge(tenant, merge, via_key=via.key)
+            result.merges.append(merge)
+
+        # The anchor explains every new link: the strongest identifier the person already had here.
+        anchor = next((s for s in decided.kept if s.owner), None)
+        linked: dict[str, str] = {}
+        for s in decided.link:
+            cause = ({"rule": "co_occurred", "via": anchor.key, "via_type": anchor.identifier.type.value}
+                     if anchor else {"rule": "first_seen"})
+            if anchor is None:
+                anchor = s  # the person's first identifier; the others came with it
+            got = await self.repo.claim(tenant, s.key, owner, {
+                "type": s.identifier.type.value,
+                "namespace": s.identifier.namespace,
+                "masked": mask(s.identifier.type, s.identifier.value),
+                "enc": self._vault.seal(s.identifier.value),
+                "linked_at": now,
+                "event_id": event_id,
+                "cause": cause,
+            })
+            if got != owner and await self.repo.root(tenant, got) != await self.repo.root(tenant, owner):
+                raise Raced()
+            linked[s.key] = s.identifier.type.value
+        if linked:
+            await self.repo.add_members(tenant, owner, linked)
+
+        result.keys = [s.key for s in decided.kept]
+        if decided.held:
+            await self._hold(event, decided, owner, now, result)
+        return result
+
+    async def _merge(self, tenant: str, merge: PersonsMerged, *, via_key: str) -> None:
+        body = {"event_id": merge.event_id, "via": via_key, "event": merge.model_dump(mode="json")}
+        if await self.repo.claim_merge(tenant, merge.loser, merge.winner, body) != merge.winner:
+            raise Raced()  # somebody merged the loser elsewhere first; the graph moved on
+        await self.repo.fold(tenant, merge.loser, merge.winner)
+        metrics.IDENTITY_MERGES.labels(tenant, merge.cause).inc()
+
+    async def _hold(self, event: TouchpointReceived, decided: Plan, owner: str, now: datetime,
+                    result: Stitched) -> None:
+        tenant = event.tenant_id
+        policy = self.policies.for_tenant(tenant)
+        for h in decided.held:
+            result.held.append((h.seen.identifier.type.value, h.reason))
+            if h.reason == "quarantined" or not h.seen.owner or h.seen.owner == owner:
+                continue
+            # An identifier owned by somebody else came with this person but could not join them.
+            distinct = await self.repo.seen_with(tenant, h.seen.key, owner)
+            if len(distinct) + 1 >= policy.hub_threshold:  # + its own person
+                await self.repo.quarantine(tenant, h.seen.key, now)
+                metrics.IDENTITY_QUARANTINED.labels(tenant, h.seen.identifier.type.value).inc()
+        if decided.conflict:
+            metrics.IDENTITY_CONFLICTS.labels(tenant, decided.conflict.split(":")[0]).inc()
+            await self.repo.record_conflict(tenant, event.event_id, {
+                "at": now,
+                "reason": decided.conflict,
+                "person": owner,
+                "persons": sorted({owner, *(h.seen.owner for h in decided.held if h.seen.owner)}),
+                "held": [
+                    {"type": h.seen.identifier.type.value, "masked": mask(h.seen.identifier.type, h.seen.identifier.value),
+                     "link_id": h.seen.key, "owner": h.seen.owner, "reason": h.reason}
+                    for h in decided.held
+                ],
+                "status": "open",
+            })
 
     # ---- queries ---------------------------------------------------------------------------------
     async def resolve(self, tenant_id: str, identifier: Identifier) -> str | None:
         """The one_id of an identifier, normalised exactly as on ingest (raises InvalidIdentifier)."""
-        return await self.repo.resolve(tenant_id, self.key_hash(tenant_id, normalize(identifier)))
+        key = self.key_hash(tenant_id, normalize(identifier))
+        links = await self.repo.links_by_key(tenant_id, [key])
+        return await self.repo.root(tenant_id, links[key]["one_id"]) if key in links else None
 
     async def live_one_id(self, tenant_id: str, one_id: str) -> str:
         """The surviving one_id of a person who may have been merged into another."""
-        return await self.repo.live_root(tenant_id, one_id)
+        return await self.repo.root(tenant_id, one_id)
 
-    async def identifiers_of(self, tenant_id: str, one_id: str) -> list[dict]:
+    async def identifiers_of(self, tenant_id: str, one_id: str) -> list[dict[str, Any]]:
+        """The person's identifiers, masked, each with why it belongs (its link's cause)."""
         return [
-            {"type": d["type"], "namespace": d.get("namespace") or None, "masked": d["masked"],
-             "linked_at": d["linked_at"], "event_id": d["event_id"]}
-            for d in await self.repo.links_of(tenant_id, one_id)
+            {"link_id": d["_id"], "type": d["type"], "namespace": d.get("namespace") or None,
+             "masked": d["masked"], "linked_at": d["linked_at"], "event_id": d["event_id"],
+             "cause": d.get("cause", {"rule": "first_seen"}), "status": d.get("status", "active")}
+            for d in await self._member_links(tenant_id, one_id)
         ]
+
+    async def _member_links(self, tenant_id: str, one_id: str) -> list[dict[str, Any]]:
+        person = await self.repo.person(tenant_id, one_id)
+        if person is None:
+            return []
+        links = await self.repo.links_by_key(tenant_id, list(person.get("members", {})))
+        roots = await self.repo.living(tenant_id, {d["one_id"] for d in links.values()})
+        # members is a hint; a link moved away by a split no longer counts.
+        owned = [d for d in links.values() if roots[d["one_id"]] == one_id]
+        return sorted(owned, key=lambda d: (d["linked_at"], d["_id"]))
+

@@ -1,17 +1,27 @@
 """The identity store: the only writer of the identity_* collections.
 
 Every hot-path read and write filters on `_id` alone and checks the tenant in code: FerretDB v1's
-SQLite backend pushes only `_id` equality down to SQLite and scans the collection for anything else
-(measured: 2-3 ms by _id against 30-160 ms for $in or secondary fields at a few hundred documents).
-Inserts are preferred to updates for the same reason: FerretDB v1 inserts ~1,500 documents/s here
-but updates ~300/s, so "emitted" is a marker document of its own, not a flag to flip.
+SQLite backend pushes only `_id` equality down to SQLite and scans the collection for anything else.
+Scans are left to rare ops work (split, erasure, listings), where MongoDB has indexes for them.
 
-identity_links    one document per identifier (by keyed hash): which person owns it. The unique _id is
-                  what guarantees that an identifier resolves to exactly one person.
-identity_persons  one document per one_id; `merged_into` points a merged person at its survivor.
-identity_receipts one per touchpoint (tenant, event_id): its one_id and the merges it caused.
-identity_emitted  one per touchpoint whose output the broker acknowledged.
-identity_merges   the audit of merges, with cause and triggering event.
+identity_links     one document per identifier (by keyed hash): the person it was linked to, why
+                   (`cause`: first seen, or co-occurring `via` another identifier, or moved by a
+                   split), its encrypted value, and hub bookkeeping. The unique _id guarantees that an
+                   identifier belongs to exactly one person.
+identity_persons   one document per one_id: `members` {link id: type} (an index of its identifiers,
+                   kept as a hint: links are the truth), `absorbed` (one_ids merged into it).
+identity_merges    one document per merged person, `_id` = tenant + loser: inserting it is the
+                   compare-and-set that merges, so a person is merged into exactly one other.
+identity_receipts  one per touchpoint: its one_id, the merges it caused, the links it used.
+identity_emitted   one per touchpoint whose output the broker acknowledged.
+identity_conflicts one per touchpoint a guardrail held identifiers back from, with the reason.
+identity_commands  one per ops command carried out, with the events it emitted (replays re-emit them).
+
+Membership protocol (why a person's `members` stays complete without transactions): a merge first
+inserts its merge document, then reads the loser's members and copies them to the winner. A claim
+first writes the new member into its person, then looks for that person's merge document and, if
+there is one, writes the member into the survivor too. Whichever runs first, the survivor ends up
+with the member.
 """
 
 from __future__ import annotations
@@ -20,13 +30,18 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from services.identity.domain.stitching import Person
 
-MAX_CHAIN = 64  # merged_into hops; a longer chain would be a bug, not data
+MAX_CHAIN = 64  # merge hops; a longer chain would be a bug, not data
+SEEN_WITH_KEPT = 32
+
+
+def _pair(tenant_id: str, name: str) -> str:
+    return f"{tenant_id}\x1f{name}"
 
 
 class IdentityRepository:
@@ -36,103 +51,186 @@ class IdentityRepository:
         self.receipts = db["identity_receipts"]
         self.emitted = db["identity_emitted"]
         self.merges = db["identity_merges"]
+        self.conflicts = db["identity_conflicts"]
+        self.commands = db["identity_commands"]
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.links, self.persons, self.receipts, self.emitted, self.merges)
-        await self.links.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
-        await self.merges.create_index([("tenant_id", ASCENDING), ("event_id", ASCENDING)])
-        await self.persons.create_index([("tenant_id", ASCENDING), ("merged_into", ASCENDING)])
+        await ensure_collections(
+            self.links, self.persons, self.receipts, self.emitted, self.merges, self.conflicts, self.commands
+        )
+        # For ops reads and erasure only; the stream never filters on anything but _id.
+        await self.links.create_index([("tenant_id", ASCENDING), ("status", ASCENDING)])
+        await self.receipts.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
+        await self.merges.create_index([("tenant_id", ASCENDING), ("winner", ASCENDING)])
+        await self.conflicts.create_index([("tenant_id", ASCENDING), ("at", DESCENDING)])
 
     # ---- receipts --------------------------------------------------------------------------------
-    @staticmethod
-    def _receipt_id(tenant_id: str, event_id: str) -> str:
-        return f"{tenant_id}\x1f{event_id}"
-
     async def receipt(self, tenant_id: str, event_id: str) -> dict[str, Any] | None:
-        return await self.receipts.find_one({"_id": self._receipt_id(tenant_id, event_id)})
+        return await self.receipts.find_one({"_id": _pair(tenant_id, event_id)})
 
     async def was_emitted(self, tenant_id: str, event_id: str) -> bool:
-        return await self.emitted.find_one({"_id": self._receipt_id(tenant_id, event_id)}) is not None
+        return await self.emitted.find_one({"_id": _pair(tenant_id, event_id)}) is not None
 
-    async def save_receipt(
-        self, tenant_id: str, event_id: str, one_id: str, merges: list[dict[str, Any]], now: datetime
-    ) -> None:
-        """Remember the outcome, merges included, so a replay can emit exactly the same messages."""
-        await insert_once(self.receipts, {
-            "_id": self._receipt_id(tenant_id, event_id),
-            "tenant_id": tenant_id, "one_id": one_id, "merges": merges, "at": now,
-        })
+    async def save_receipt(self, tenant_id: str, event_id: str, body: dict[str, Any]) -> None:
+        """Remember the outcome, merges included, so a replay emits exactly the same messages."""
+        await insert_once(self.receipts, {"_id": _pair(tenant_id, event_id), "tenant_id": tenant_id, **body})
 
     async def mark_emitted(self, tenant_id: str, event_id: str) -> None:
-        await insert_once(self.emitted, {"_id": self._receipt_id(tenant_id, event_id), "tenant_id": tenant_id})
+        await insert_once(self.emitted, {"_id": _pair(tenant_id, event_id), "tenant_id": tenant_id})
+
+    async def receipts_of(self, tenant_id: str, one_ids: list[str]) -> list[dict[str, Any]]:
+        cursor = self.receipts.find({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
+        return [doc async for doc in cursor]
 
     # ---- links -----------------------------------------------------------------------------------
-    async def owners(self, tenant_id: str, key_hashes: list[str]) -> dict[str, str]:
-        docs = await asyncio.gather(*(find_owned(self.links, tenant_id, k) for k in key_hashes))
-        return {doc["_id"]: doc["one_id"] for doc in docs if doc}
+    async def links_by_key(self, tenant_id: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        docs = await asyncio.gather(*(find_owned(self.links, tenant_id, k) for k in keys))
+        return {doc["_id"]: doc for doc in docs if doc}
 
-    async def claim(self, tenant_id: str, key_hash: str, one_id: str, fields: dict[str, Any]) -> str:
+    async def claim(self, tenant_id: str, key: str, one_id: str, fields: dict[str, Any]) -> str:
         """Link the identifier to `one_id` unless somebody owns it already; return the owner.
 
         The unique _id decides races: the first insert wins, everybody else reads the winner.
         """
-        if await insert_once(self.links, {"_id": key_hash, "tenant_id": tenant_id, "one_id": one_id, **fields}):
+        doc = {"_id": key, "tenant_id": tenant_id, "one_id": one_id, "status": "active", **fields}
+        if await insert_once(self.links, doc):
             return one_id
-        doc = await self.links.find_one({"_id": key_hash})
-        if doc is None or doc.get("tenant_id") != tenant_id:
+        found = await self.links.find_one({"_id": key})
+        if found is None or found.get("tenant_id") != tenant_id:
             raise RuntimeError("identifier key taken by another tenant")  # an HMAC collision: a bug
-        return doc["one_id"]
+        return found["one_id"]
 
-    async def repoint(self, tenant_id: str, loser: str, winner: str) -> None:
-        await self.links.update_many(
-            {"tenant_id": tenant_id, "one_id": loser}, {"$set": {"one_id": winner}}
-        )
+    async def move_link(self, tenant_id: str, key: str, one_id: str, cause: dict[str, Any]) -> None:
+        await self.links.update_one({"_id": key}, {"$set": {"one_id": one_id, "cause": cause}})
 
-    async def resolve(self, tenant_id: str, key_hash: str) -> str | None:
-        doc = await find_owned(self.links, tenant_id, key_hash)
-        return await self.live_root(tenant_id, doc["one_id"]) if doc else None
+    async def seen_with(self, tenant_id: str, key: str, one_id: str) -> list[str]:
+        """Note that the identifier came with a person it could not join; the distinct persons so far."""
+        await self.links.update_one({"_id": key}, {"$addToSet": {"seen_with": one_id}})
+        doc = await find_owned(self.links, tenant_id, key)
+        return list(doc.get("seen_with", ())) if doc else []
 
-    async def links_of(self, tenant_id: str, one_id: str) -> list[dict[str, Any]]:
-        cursor = self.links.find({"tenant_id": tenant_id, "one_id": one_id}, {"enc": 0})
-        return [doc async for doc in cursor.sort("linked_at", ASCENDING)]
+    async def quarantine(self, tenant_id: str, key: str, now: datetime) -> None:
+        await self.links.update_one({"_id": key}, {"$set": {"status": "quarantined", "quarantined_at": now}})
+
+    async def quarantined(self, tenant_id: str, limit: int) -> list[dict[str, Any]]:
+        cursor = self.links.find({"tenant_id": tenant_id, "status": "quarantined"}, {"enc": 0})
+        return [doc async for doc in cursor.sort("quarantined_at", DESCENDING).limit(limit)]
+
+    async def delete_links(self, keys: list[str]) -> None:
+        if keys:
+            await self.links.delete_many({"_id": {"$in": keys}})
 
     # ---- persons ---------------------------------------------------------------------------------
-    async def ensure_person(self, tenant_id: str, one_id: str, now: datetime, event_id: str) -> None:
+    async def create_person(self, tenant_id: str, one_id: str, created_at: datetime, event_id: str,
+                            **extra: Any) -> None:
         await insert_once(self.persons, {
-            "_id": one_id, "tenant_id": tenant_id, "created_at": now, "event_id": event_id, "merged_into": None,
+            "_id": one_id, "tenant_id": tenant_id, "created_at": created_at, "event_id": event_id,
+            "members": {}, "absorbed": [], "merged_into": None, **extra,
         })
 
-    async def drop_person(self, one_id: str) -> None:
-        """Delete a person created for an event whose every claim another worker won (no link names it)."""
-        await self.persons.delete_one({"_id": one_id})
-
-    async def live_persons(self, tenant_id: str, one_ids: set[str]) -> dict[str, Person]:
-        """Each one_id mapped to the living person it is (itself, or whom it was merged into)."""
-        roots = await asyncio.gather(*(self._live_doc(tenant_id, o) for o in one_ids))
-        return {o: Person(doc["_id"], doc["created_at"]) for o, doc in zip(one_ids, roots) if doc}
-
-    async def live_root(self, tenant_id: str, one_id: str) -> str:
-        """Follow merged_into to the surviving person."""
-        doc = await self._live_doc(tenant_id, one_id)
-        return doc["_id"] if doc else one_id
-
-    async def _live_doc(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
-        current = one_id
-        for _ in range(MAX_CHAIN):
-            doc = await find_owned(self.persons, tenant_id, current)
-            if not doc or not doc.get("merged_into"):
-                return doc
-            current = doc["merged_into"]
-        raise RuntimeError("merged_into chain too long")
+    async def drop_person_if_empty(self, tenant_id: str, one_id: str) -> None:
+        """Delete a person created for a touchpoint that ended up joining somebody else."""
+        doc = await find_owned(self.persons, tenant_id, one_id)
+        if doc is not None and not doc.get("members") and not doc.get("absorbed"):
+            await self.persons.delete_one({"_id": one_id})
 
     async def person(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
         return await find_owned(self.persons, tenant_id, one_id)
 
-    # ---- merges ----------------------------------------------------------------------------------
-    async def record_merge(self, doc: dict[str, Any]) -> None:
-        await insert_once(self.merges, doc)
+    async def add_members(self, tenant_id: str, one_id: str, members: dict[str, str]) -> None:
+        """Record new members on the person and, if it has been merged meanwhile, on its survivor."""
+        await self.persons.update_one({"_id": one_id}, {"$set": {f"members.{k}": t for k, t in members.items()}})
+        root = await self.root(tenant_id, one_id)
+        if root != one_id:
+            await self.persons.update_one({"_id": root}, {"$set": {f"members.{k}": t for k, t in members.items()}})
 
-    async def mark_merged(self, tenant_id: str, loser: str, winner: str) -> None:
-        await self.persons.update_one(
-            {"_id": loser, "tenant_id": tenant_id, "merged_into": None}, {"$set": {"merged_into": winner}}
+    async def remove_members(self, one_id: str, keys: list[str]) -> None:
+        await self.persons.update_one({"_id": one_id}, {"$unset": {f"members.{k}": "" for k in keys}})
+
+    async def root(self, tenant_id: str, one_id: str) -> str:
+        """Follow merges to the surviving person."""
+        current = one_id
+        for _ in range(MAX_CHAIN):
+            merge = await find_owned(self.merges, tenant_id, _pair(tenant_id, current))
+            if merge is None:
+                return current
+            current = merge["winner"]
+        raise RuntimeError("merge chain too long")
+
+    async def living(self, tenant_id: str, one_ids: set[str]) -> dict[str, str]:
+        """Each one_id mapped to the living person it is now (itself, or whom it was merged into)."""
+        ordered = list(one_ids)
+        roots = await asyncio.gather(*(self.root(tenant_id, o) for o in ordered))
+        return dict(zip(ordered, roots))
+
+    async def views(self, tenant_id: str, one_ids: set[str]) -> dict[str, Person]:
+        """What stitching needs to know about living persons: age and identifier counts."""
+        ordered = list(one_ids)
+        docs = await asyncio.gather(*(find_owned(self.persons, tenant_id, o) for o in ordered))
+        views = {}
+        for one_id, doc in zip(ordered, docs):
+            if doc is None:
+                continue
+            counts: dict[str, int] = {}
+            for kind in doc.get("members", {}).values():
+                counts[kind] = counts.get(kind, 0) + 1
+            views[one_id] = Person(one_id, doc["created_at"], counts)
+        return views
+
+    # ---- merges ----------------------------------------------------------------------------------
+    async def claim_merge(self, tenant_id: str, loser: str, winner: str, body: dict[str, Any]) -> str:
+        """Merge `loser` into `winner` unless it was merged already; return whom it is merged into."""
+        doc = {"_id": _pair(tenant_id, loser), "tenant_id": tenant_id, "loser": loser, "winner": winner, **body}
+        if await insert_once(self.merges, doc):
+            return winner
+        found = await find_owned(self.merges, tenant_id, _pair(tenant_id, loser))
+        return found["winner"] if found else winner
+
+    async def fold(self, tenant_id: str, loser: str, winner: str) -> None:
+        """Copy the loser's members to the winner (and its survivor), then point the loser at it."""
+        doc = await find_owned(self.persons, tenant_id, loser) or {}
+        members = doc.get("members", {})
+        absorbed = [loser, *doc.get("absorbed", ())]
+        targets = [winner]
+        root = await self.root(tenant_id, winner)
+        if root != winner:
+            targets.append(root)
+        for target in targets:
+            update: dict[str, Any] = {"$addToSet": {"absorbed": {"$each": absorbed}}}
+            if members:
+                update["$set"] = {f"members.{k}": t for k, t in members.items()}
+            await self.persons.update_one({"_id": target}, update)
+        await self.persons.update_one({"_id": loser}, {"$set": {"merged_into": winner}})
+
+    async def merges_of(self, tenant_id: str, one_ids: list[str]) -> list[dict[str, Any]]:
+        """The merges that made this family: every loser among `one_ids`."""
+        docs = await asyncio.gather(*(find_owned(self.merges, tenant_id, _pair(tenant_id, o)) for o in one_ids))
+        return sorted((d for d in docs if d), key=lambda d: d["event"]["merged_at"])
+
+    # ---- conflicts -------------------------------------------------------------------------------
+    async def record_conflict(self, tenant_id: str, event_id: str, body: dict[str, Any]) -> None:
+        await insert_once(self.conflicts, {"_id": _pair(tenant_id, event_id), "tenant_id": tenant_id,
+                                           "event_id": event_id, **body})
+
+    async def list_conflicts(self, tenant_id: str, limit: int) -> list[dict[str, Any]]:
+        cursor = self.conflicts.find({"tenant_id": tenant_id})
+        return [doc async for doc in cursor.sort("at", DESCENDING).limit(limit)]
+
+    # ---- commands --------------------------------------------------------------------------------
+    async def command_result(self, tenant_id: str, command_id: str) -> dict[str, Any] | None:
+        return await find_owned(self.commands, tenant_id, _pair(tenant_id, command_id))
+
+    async def save_command_result(self, tenant_id: str, command_id: str, body: dict[str, Any]) -> None:
+        await insert_once(self.commands, {"_id": _pair(tenant_id, command_id), "tenant_id": tenant_id, **body})
+
+    # ---- erasure ---------------------------------------------------------------------------------
+    async def erase_family(self, tenant_id: str, one_ids: list[str], keys: list[str]) -> None:
+        """Delete every trace of these persons' identifiers; keep bare receipts so replays stay no-ops."""
+        await self.delete_links(keys)
+        await self.receipts.update_many(
+            {"tenant_id": tenant_id, "one_id": {"$in": one_ids}}, {"$set": {"keys": [], "erased": True}}
+        )
+        await self.conflicts.delete_many({"tenant_id": tenant_id, "persons": {"$in": one_ids}})
+        await self.persons.update_many(
+            {"_id": {"$in": one_ids}}, {"$set": {"members": {}, "erased": True}}
         )
