@@ -23,7 +23,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKERS = ("identity", "leads", "scoring", "notify")
+# Worker processes; `<service>-<n>` is a further worker of the same service (same consumer group).
+# Two identity workers share touchpoints.raw: stitching must be right under concurrency, so it always is.
+WORKERS = ("identity", "identity-2", "leads", "scoring", "notify")
 
 
 class StackError(RuntimeError):
@@ -39,7 +41,7 @@ class StackConfig:
     store_port: int = 27017
     api_port: int = 8000
     worker_ports: dict[str, int] = field(
-        default_factory=lambda: {"identity": 6101, "leads": 6102, "scoring": 6103, "notify": 6104}
+        default_factory=lambda: {"identity": 6101, "leads": 6102, "scoring": 6103, "notify": 6104, "identity-2": 6105}
     )
     topic_prefix: str = ""
     mongo_db: str = "leadflow"
@@ -277,7 +279,9 @@ def index_ferretdb_ids(data_dir: Path) -> list[str]:
 
 def start_worker(config: StackConfig, procs: Processes, name: str, env: dict[str, str]) -> bool:
     port = config.worker_ports[name]
-    return procs.start(name, [sys.executable, "-m", f"services.{name}", "--web-port", str(port)], env,
+    service = name.split("-")[0]
+    env = {**env, "LEADFLOW_DATA_DIR": str(config.var / "faust" / name)}
+    return procs.start(name, [sys.executable, "-m", f"services.{service}", "--web-port", str(port)], env,
                        lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 120)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +30,8 @@ class PersonalDataSettings(CommonSettings):
     hmac_secret: SecretStr = SecretStr(DEV_SECRET_MARKER)
     # Fernet key (urlsafe base64, 32 bytes) encrypting raw identifier values at rest.
     fernet_key: SecretStr = SecretStr("")
+    # TOML file of identity guardrails per tenant (services/identity/domain/policy.py); none: defaults.
+    identity_policy_file: Path | None = None
 
     @field_validator("hmac_secret")
     @classmethod

@@ -16,9 +16,11 @@ from services.gateway.auth import parse_api_keys
 from services.gateway.deps import Services
 from services.gateway.ingest import IngestService
 from services.gateway.receipts import ReceiptRepository
-from services.gateway.routes import events, reads, tasks
+from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
+from services.gateway.routes import events, identity, reads, tasks
 from services.gateway.settings import GatewaySettings
 from services.identity.bootstrap import build_service as build_identity
+from services.identity.operations import IdentityOperations
 from services.leads.adapters.repository import LeadRepository
 from services.leads.handlers import LeadService
 from services.notify.adapters.repository import NotifyRepository
@@ -42,9 +44,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         clock = lambda: datetime.now(UTC)  # noqa: E731
         receipts = ReceiptRepository(db)
         await receipts.ensure_indexes()
+        audit = RevealAudit(db)
+        await audit.ensure_indexes()
+        identity_service = build_identity(settings, db)
         app.state.services = Services(
             ingest=IngestService(receipts, publisher, clock=clock),
-            identity=build_identity(settings, db),
+            identity=identity_service,
+            identity_operations=IdentityOperations(identity_service, clock=clock),
+            identity_commands=IdentityCommandClient(producer, topic_prefix=settings.topic_prefix),
+            reveal_audit=audit,
             leads=LeadService(LeadRepository(db)),
             scoring=ScoringService(ScoreRepository(db), rules=CAR_DEALER, clock=clock),
             notify=NotifyService(NotifyRepository(db), clock=clock, producer=producer, topic_prefix=settings.topic_prefix),
@@ -87,6 +95,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def metrics():
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (events, reads, tasks):
+    for module in (events, reads, identity, tasks):
         app.include_router(module.router)
     return app

@@ -9,7 +9,9 @@ from fastapi import Depends, Header, HTTPException, Request, status
 
 from services.gateway.auth import Principal, Role, digest
 from services.gateway.ingest import IngestService
+from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
 from services.identity.handlers import IdentityService
+from services.identity.operations import IdentityOperations
 from services.leads.handlers import LeadService
 from services.notify.handlers import NotifyService
 from services.scoring.handlers import ScoringService
@@ -19,6 +21,9 @@ from services.scoring.handlers import ScoringService
 class Services:
     ingest: IngestService
     identity: IdentityService
+    identity_operations: IdentityOperations
+    identity_commands: IdentityCommandClient
+    reveal_audit: RevealAudit
     leads: LeadService
     scoring: ScoringService
     notify: NotifyService
@@ -56,4 +61,5 @@ def require(*roles: Role):
 Ingestor = Annotated[Principal, Depends(require(Role.INGEST))]
 Reader = Annotated[Principal, Depends(require(Role.OPS, Role.CONSULTANT))]
 Ops = Annotated[Principal, Depends(require(Role.OPS))]
+Admin = Annotated[Principal, Depends(require())]
 Worker = Annotated[Principal, Depends(require(Role.CONSULTANT, Role.OPS))]

@@ -132,3 +132,108 @@ class OpsSummary(BaseModel):
     tenant_id: str
     total: int
     funnel: list[FunnelStage]
+
+
+# ---- identity ------------------------------------------------------------------------------------
+class LinkCause(BaseModel):
+    rule: Literal["first_seen", "co_occurred", "split"] = Field(
+        description="first_seen: the person's first identifier; co_occurred: came in one touchpoint with "
+        "`via`; split: moved here by ops")
+    via_link_id: str | None = None
+    via_type: str | None = None
+    command_id: str | None = None
+    split_from: str | None = None
+
+
+class IdentityLinkOut(BaseModel):
+    link_id: str = Field(description="opaque id of this identifier (a keyed hash, never the value)")
+    type: str
+    namespace: str | None = None
+    value: str = Field(description="masked, e.g. 138****1111")
+    status: Literal["active", "quarantined"]
+    linked_at: datetime
+    event_id: str = Field(description="the touchpoint (or command) that linked it")
+    cause: LinkCause
+
+
+class MergeOut(BaseModel):
+    loser: str
+    winner: str
+    cause: str
+    cause_identifier_type: str | None = None
+    match_score: float | None = None
+    event_id: str
+    merged_at: datetime
+
+
+class PersonIdentityOut(BaseModel):
+    one_id: str
+    created_at: datetime
+    split_from: str | None = None
+    identifiers: list[IdentityLinkOut]
+    merges: list[MergeOut] = Field(description="the persons merged into this one, oldest first, with why")
+
+
+class SplitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    one_id: str = Field(min_length=1, max_length=64)
+    link_ids: list[str] = Field(min_length=1, max_length=1000, description="link ids of the identifiers to move")
+    reason: str = Field(default="", max_length=500)
+
+
+class CommandAccepted(BaseModel):
+    command_id: str
+    status_url: str
+    new_one_id: str | None = Field(default=None, description="the person a split creates")
+
+
+class CommandStatus(BaseModel):
+    command_id: str
+    kind: str
+    status: str = Field(description="done, or rejected: with the reason")
+    at: datetime
+
+
+class HeldIdentifierOut(BaseModel):
+    type: str
+    value: str = Field(description="masked")
+    link_id: str
+    owner: str | None = None
+    reason: str
+
+
+class ConflictOut(BaseModel):
+    event_id: str
+    at: datetime
+    reason: str = Field(description="limit:<type>, exclusive:<type>, weak_link:<type> or merge_size_cap")
+    person: str
+    persons: list[str]
+    held: list[HeldIdentifierOut]
+
+
+class QuarantinedOut(BaseModel):
+    link_id: str
+    type: str
+    value: str = Field(description="masked")
+    one_id: str
+    quarantined_at: datetime | None = None
+    seen_with: int = Field(description="distinct persons it came with but could not join")
+
+
+class ConflictsOut(BaseModel):
+    conflicts: list[ConflictOut]
+    quarantined: list[QuarantinedOut]
+
+
+class RevealIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=2, max_length=200, description="why the raw value is needed (audited)")
+
+
+class RevealOut(BaseModel):
+    link_id: str
+    type: str
+    value: str
+    audit_id: str

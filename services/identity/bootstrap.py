@@ -1,32 +1,48 @@
-"""Wire the identity service: settings, store, vault, handlers, agents."""
+"""Wire the identity service: settings, store, vault, policies, handlers, agents."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.launcher import ServiceDefinition
+from leadflow.runtime.settings import PersonalDataSettings
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault
+from services.identity.domain.policy import load_policies
 from services.identity.entrypoints import agents
 from services.identity.handlers import IdentityService
+from services.identity.operations import IdentityOperations
 from services.identity.settings import IdentitySettings
 
 
-def build_service(settings: IdentitySettings, db: AsyncDatabase) -> IdentityService:
+@dataclass(frozen=True)
+class IdentityHandlers:
+    touchpoints: IdentityService
+    operations: IdentityOperations
+
+
+def build_service(settings: PersonalDataSettings, db: AsyncDatabase) -> IdentityService:
     return IdentityService(
         IdentityRepository(db),
         master_secret=settings.hmac_secret.get_secret_value().encode(),
         vault=Vault(settings.fernet_key.get_secret_value()),
         clock=lambda: datetime.now(UTC),
+        policies=load_policies(settings.identity_policy_file),
     )
+
+
+def build_handlers(settings: IdentitySettings, db: AsyncDatabase) -> IdentityHandlers:
+    service = build_service(settings, db)
+    return IdentityHandlers(service, IdentityOperations(service, clock=lambda: datetime.now(UTC)))
 
 
 DEFINITION = ServiceDefinition(
     name="identity",
     settings=IdentitySettings,
     repositories=lambda db: [IdentityRepository(db)],
-    build=build_service,
+    build=build_handlers,
     register=agents.register,
 )

@@ -67,7 +67,7 @@ class IdentityService:
             stitched = Stitched(
                 await self.repo.root(tenant, receipt["one_id"]),
                 [PersonsMerged.model_validate(m) for m in receipt.get("merges", ())],
-                [tuple(h) for h in receipt.get("held", ())],
+                [(h["type"], h["reason"]) for h in receipt.get("held", ())],
                 list(receipt.get("keys", ())),
             )
         else:
@@ -77,7 +77,7 @@ class IdentityService:
             await self.repo.save_receipt(tenant, event_id, {
                 "one_id": stitched.one_id,
                 "merges": [m.model_dump(mode="json") for m in stitched.merges],
-                "held": stitched.held,
+                "held": [{"type": t, "reason": r} for t, r in stitched.held],  # FerretDB v1: no nested arrays
                 "keys": stitched.keys,
                 "at": now,
             })
@@ -230,10 +230,54 @@ class IdentityService:
             {"link_id": d["_id"], "type": d["type"], "namespace": d.get("namespace") or None,
              "masked": d["masked"], "linked_at": d["linked_at"], "event_id": d["event_id"],
              "cause": d.get("cause", {"rule": "first_seen"}), "status": d.get("status", "active")}
-            for d in await self._member_links(tenant_id, one_id)
+            for d in await self.member_links(tenant_id, one_id)
         ]
 
-    async def _member_links(self, tenant_id: str, one_id: str) -> list[dict[str, Any]]:
+    async def explain(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
+        """Who this person is made of and why: every identifier with its link, every merge with its cause."""
+        root = await self.repo.root(tenant_id, one_id)
+        person = await self.repo.person(tenant_id, root)
+        if person is None or person.get("erased"):
+            return None
+        links = await self.member_links(tenant_id, root)
+        identifiers = []
+        for d in links:
+            cause = d.get("cause", {"rule": "first_seen"})
+            identifiers.append({
+                "link_id": d["_id"], "type": d["type"], "namespace": d.get("namespace") or None,
+                "value": d["masked"], "status": d.get("status", "active"), "linked_at": d["linked_at"],
+                "event_id": d["event_id"],
+                "cause": {"rule": cause["rule"], "via_link_id": cause.get("via"), "via_type": cause.get("via_type"),
+                          "command_id": cause.get("command_id"), "split_from": cause.get("from")},
+            })
+        merges = await self.repo.merges_of(tenant_id, sorted(set(person.get("absorbed", ())) - {root}))
+        return {
+            "one_id": root,
+            "created_at": person["created_at"],
+            "split_from": person.get("split_from"),
+            "identifiers": identifiers,
+            "merges": [m["event"] for m in merges],
+        }
+
+    async def conflicts(self, tenant_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        return await self.repo.list_conflicts(tenant_id, limit)
+
+    async def quarantined(self, tenant_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        docs = await self.repo.quarantined(tenant_id, limit)
+        roots = await self.repo.living(tenant_id, {d["one_id"] for d in docs})
+        return [{"link_id": d["_id"], "type": d["type"], "value": d["masked"], "one_id": roots[d["one_id"]],
+                 "quarantined_at": d.get("quarantined_at"), "seen_with": len(d.get("seen_with", ()))} for d in docs]
+
+    async def reveal(self, tenant_id: str, one_id: str, link_id: str) -> tuple[str, str] | None:
+        """The raw value of one of the person's identifiers (the caller audits the reveal)."""
+        root = await self.repo.root(tenant_id, one_id)
+        links = await self.repo.links_by_key(tenant_id, [link_id])
+        link = links.get(link_id)
+        if link is None or await self.repo.root(tenant_id, link["one_id"]) != root:
+            return None
+        return link["type"], self._vault.open(link["enc"])
+
+    async def member_links(self, tenant_id: str, one_id: str) -> list[dict[str, Any]]:
         person = await self.repo.person(tenant_id, one_id)
         if person is None:
             return []

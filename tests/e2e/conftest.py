@@ -43,7 +43,7 @@ def stack(infra):
     config = StackConfig(
         var=ROOT / "var" / "test" / "e2e",
         api_port=18000,
-        worker_ports={"identity": 16101, "leads": 16102, "scoring": 16103, "notify": 16104},
+        worker_ports={"identity": 16101, "leads": 16102, "scoring": 16103, "notify": 16104, "identity-2": 16105},
         topic_prefix=f"e2e{run}.",
         mongo_db=f"e2e_{run}",
     )

@@ -3,47 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.fernet import Fernet
 
-from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
-from schemas.touchpoints import Identifier, TouchpointReceived
+from schemas.touchpoints import Identifier
 from services.identity.adapters.repository import IdentityRepository
-from services.identity.adapters.vault import Vault
 from services.identity.handlers import IdentityService
-
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
+from tests.integration.identity_kit import Clock, make_service, merges_of, event, one_id_of, SECRET, FERNET_KEY
+from services.identity.adapters.vault import Vault
 
 
 @pytest.fixture
 async def service(db):
-    repo = IdentityRepository(db)
-    await repo.ensure_indexes()
-    return IdentityService(repo, master_secret=b"s" * 32, vault=Vault(Fernet.generate_key().decode()), clock=Clock())
-
-
-def event(event_id: str, *identifiers: tuple[str, str], tenant: str = "t1") -> TouchpointReceived:
-    return TouchpointReceived.model_validate({
-        "event_id": event_id, "event_type": "form_submitted", "occurred_at": T0.isoformat(), "tenant_id": tenant,
-        "source": {"system": "it", "channel": "web"},
-        "identifiers": [{"type": t, "value": v, **({"namespace": "wx_app"} if t == "wechat_openid" else {})}
-                        for t, v in identifiers],
-    })
-
-
-def one_id_of(handled) -> str:
-    return next(o.value.one_id for o in handled.outgoing if o.topic is TOUCHPOINTS_IDENTIFIED)
+    return await make_service(db)
 
 
 async def test_spellings_stitch_and_a_bridge_event_merges_into_the_oldest(service):
@@ -53,7 +25,7 @@ async def test_spellings_stitch_and_a_bridge_event_merges_into_the_oldest(servic
     assert one_id_of(await service.identify(event("e3", ("phone", "+86 138 0000 1111")))) == a
 
     bridge = await service.identify(event("e4", ("phone", "0086-138-0000-1111"), ("wechat_unionid", "u-1")))
-    merges = [o.value for o in bridge.outgoing if o.topic is IDENTITY_MERGES]
+    merges = merges_of(bridge)
     assert [(m.winner, m.loser) for m in merges] == [(a, b)]
     assert one_id_of(bridge) == a
     assert await service.resolve("t1", Identifier(type="wechat_unionid", value="u-1")) == a
@@ -84,8 +56,7 @@ async def test_racing_workers_never_give_one_identifier_two_persons(db):
     """Two services (as two workers would) stitch overlapping events at the same time."""
     repo = IdentityRepository(db)
     await repo.ensure_indexes()
-    key = Fernet.generate_key().decode()
-    workers = [IdentityService(IdentityRepository(db), master_secret=b"s" * 32, vault=Vault(key), clock=Clock())
+    workers = [IdentityService(IdentityRepository(db), master_secret=SECRET, vault=Vault(FERNET_KEY), clock=Clock())
                for _ in range(2)]
     events = [event(f"r{i}", ("phone", "13900001111"), ("device_id", f"dev-{i % 3}")) for i in range(12)]
     await asyncio.gather(*(workers[i % 2].identify(e) for i, e in enumerate(events)))

@@ -82,6 +82,10 @@ class IdentityRepository:
         cursor = self.receipts.find({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
         return [doc async for doc in cursor]
 
+    async def reassign_receipts(self, receipt_ids: list[str], one_id: str) -> None:
+        for receipt_id in receipt_ids:
+            await self.receipts.update_one({"_id": receipt_id}, {"$set": {"one_id": one_id}})
+
     # ---- links -----------------------------------------------------------------------------------
     async def links_by_key(self, tenant_id: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         docs = await asyncio.gather(*(find_owned(self.links, tenant_id, k) for k in keys))
@@ -227,6 +231,11 @@ class IdentityRepository:
     async def erase_family(self, tenant_id: str, one_ids: list[str], keys: list[str]) -> None:
         """Delete every trace of these persons' identifiers; keep bare receipts so replays stay no-ops."""
         await self.delete_links(keys)
+        for one_id in one_ids:
+            await self.merges.update_one({"_id": _pair(tenant_id, one_id)}, {"$unset": {"via": ""}})
+        if keys:  # links of other persons made through an erased identifier (after a split)
+            await self.links.update_many({"tenant_id": tenant_id, "cause.via": {"$in": keys}},
+                                         {"$set": {"cause.via": None}})
         await self.receipts.update_many(
             {"tenant_id": tenant_id, "one_id": {"$in": one_ids}}, {"$set": {"keys": [], "erased": True}}
         )

@@ -102,8 +102,11 @@ def split_winner(persons: Sequence[Person]) -> tuple[Person, list[Person]]:
     return ordered[0], ordered[1:]
 
 
-def _strength(seen: Seen, policy: IdentityPolicy) -> tuple[int, str]:
-    return policy.rank(seen.identifier.type), seen.key
+def _strength(seen: Seen, persons: Mapping[str, Person], policy: IdentityPolicy) -> tuple:
+    """Sort key, strongest first: type priority; then identifiers of older persons, then new ones."""
+    owner = persons.get(seen.owner) if seen.owner else None
+    age = (0, owner.created_at.timestamp(), owner.one_id) if owner else (1, 0.0, "")
+    return policy.rank(seen.identifier.type), age, seen.key
 
 
 def violation(kept: Sequence[Seen], persons: Mapping[str, Person], policy: IdentityPolicy) -> str | None:
@@ -157,7 +160,7 @@ def plan(seen: Sequence[Seen], persons: Mapping[str, Person], policy: IdentityPo
     the oldest person among its owners, or into a new person when nobody owns any of it.
     """
     held = [Held(s, "quarantined") for s in seen if s.quarantined]
-    kept = sorted((s for s in seen if not s.quarantined), key=lambda s: _strength(s, policy))
+    kept = sorted((s for s in seen if not s.quarantined), key=lambda s: _strength(s, persons, policy))
     while kept and (reason := violation(kept, persons, policy)):
         held.append(Held(kept.pop(), reason))
     owners = [persons[o] for o in {s.owner for s in kept if s.owner}]

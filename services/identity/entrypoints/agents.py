@@ -1,15 +1,28 @@
-"""identity agents. Consumes touchpoints.raw; produces touchpoints.identified and identity.merges;
-dead letters go to touchpoints.raw.identity.dlq."""
+"""identity agents.
+
+Consumes touchpoints.raw and identity.commands; produces touchpoints.identified and identity.merges.
+Dead letters go to touchpoints.raw.identity.dlq and identity.commands.identity.dlq.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from leadflow.runtime.worker import Channels
-from schemas.topics import TOUCHPOINTS_RAW
+from schemas.identity import IdentityCommanded
+from schemas.topics import IDENTITY_COMMANDS, TOUCHPOINTS_RAW
 from schemas.touchpoints import TouchpointReceived
-from services.identity.handlers import IdentityService
+
+if TYPE_CHECKING:
+    from services.identity.bootstrap import IdentityHandlers
 
 
-def register(channels: Channels, service: IdentityService) -> None:
+def register(channels: Channels, handlers: IdentityHandlers) -> None:
     channels.consume(
-        TOUCHPOINTS_RAW, decode=TouchpointReceived.from_bytes, handle=service.identify, name="identity.identify"
+        TOUCHPOINTS_RAW, decode=TouchpointReceived.from_bytes, handle=handlers.touchpoints.identify,
+        name="identity.identify",
+    )
+    channels.consume(
+        IDENTITY_COMMANDS, decode=IdentityCommanded.from_bytes, handle=handlers.operations.on_command,
+        name="identity.commands",
     )

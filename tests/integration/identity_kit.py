@@ -1,0 +1,51 @@
+"""Building blocks for identity tests against the real store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography.fernet import Fernet
+
+from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
+from schemas.touchpoints import TouchpointReceived
+from services.identity.adapters.repository import IdentityRepository
+from services.identity.adapters.vault import Vault
+from services.identity.domain.policy import PolicyBook
+from services.identity.handlers import IdentityService
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+SECRET = b"s" * 32
+FERNET_KEY = Fernet.generate_key().decode()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+async def make_service(db, policies: PolicyBook | None = None) -> IdentityService:
+    repo = IdentityRepository(db)
+    await repo.ensure_indexes()
+    return IdentityService(repo, master_secret=SECRET, vault=Vault(FERNET_KEY), clock=Clock(), policies=policies)
+
+
+def event(event_id: str, *identifiers: tuple[str, str], tenant: str = "t1", minute: int = 0) -> TouchpointReceived:
+    return TouchpointReceived.model_validate({
+        "event_id": event_id, "event_type": "form_submitted", "tenant_id": tenant,
+        "occurred_at": (T0 + timedelta(minutes=minute)).isoformat(),
+        "source": {"system": "it", "channel": "web"},
+        "identifiers": [{"type": t, "value": v, **({"namespace": "wx_app"} if t == "wechat_openid" else {})}
+                        for t, v in identifiers],
+    })
+
+
+def one_id_of(handled) -> str:
+    return next(o.value.one_id for o in handled.outgoing if o.topic is TOUCHPOINTS_IDENTIFIED)
+
+
+def merges_of(handled) -> list:
+    return [o.value for o in handled.outgoing if o.topic is IDENTITY_MERGES]
