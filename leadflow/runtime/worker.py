@@ -8,6 +8,7 @@ and a small web server with /healthz and /metrics.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from schemas.topics import TopicSpec, consumer_group, dead_letter_topic
 
 
 def make_app(service: str, settings: WorkerSettings) -> faust.App:
+    Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     brokers = ";".join(f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(","))
     app = faust.App(
         consumer_group(service, settings.topic_prefix),

@@ -237,3 +237,14 @@ class RevealOut(BaseModel):
     type: str
     value: str
     audit_id: str
+
+
+class RevealAuditOut(BaseModel):
+    audit_id: str
+    one_id: str
+    link_id: str
+    type: str
+    role: str
+    consultant_id: str | None = None
+    reason: str
+    at: datetime

@@ -206,7 +206,7 @@ class IdentityService:
                 "person": owner,
                 "persons": sorted({owner, *(h.seen.owner for h in decided.held if h.seen.owner)}),
                 "held": [
-                    {"type": h.seen.identifier.type.value, "masked": mask(h.seen.identifier.type, h.seen.identifier.value),
+                    {"type": h.seen.identifier.type.value, "value": mask(h.seen.identifier.type, h.seen.identifier.value),
                      "link_id": h.seen.key, "owner": h.seen.owner, "reason": h.reason}
                     for h in decided.held
                 ],

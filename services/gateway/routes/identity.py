@@ -21,6 +21,7 @@ from services.gateway.models import (
     CommandStatus,
     ConflictsOut,
     PersonIdentityOut,
+    RevealAuditOut,
     RevealIn,
     RevealOut,
     SplitIn,
@@ -105,3 +106,9 @@ async def reveal(one_id: OneId, link_id: LinkId, body: RevealIn, caller: Ops, se
         consultant_id=caller.consultant_id, reason=body.reason, at=datetime.now(UTC),
     )
     return RevealOut(link_id=link_id, type=kind, value=value, audit_id=audit_id)
+
+
+@router.get("/v1/audit/reveals", response_model=list[RevealAuditOut])
+async def reveal_audit(caller: Admin, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100):
+    """Who saw which raw identifier of whom, why and when (admin only), newest first."""
+    return [RevealAuditOut(audit_id=d["_id"], **d) for d in await services.reveal_audit.list(caller.tenant_id, limit)]

@@ -1,0 +1,103 @@
+"""Identity through the public API with two identity workers: explanations, conflicts, split, reveal, erasure."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.e2e.helpers import eventually, touchpoint, unique_phone
+
+
+def ids(*pairs: tuple[str, str]) -> list[dict]:
+    return [{"type": t, "value": v} for t, v in pairs]
+
+
+def resolve(client, kind: str, value: str) -> str | None:
+    r = client.get("/v1/identity/resolve", params={"type": kind, "value": value})
+    return r.json()["one_id"] if r.status_code == 200 else None
+
+
+def send(ingest, *pairs: tuple[str, str], **attrs) -> str:
+    event = touchpoint(**attrs)
+    event["identifiers"] = ids(*pairs)
+    r = ingest.post("/v1/events", json=event)
+    assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+    return event["event_id"]
+
+
+def done(ops, command_id: str) -> dict:
+    return eventually(lambda: (r := ops.get(f"/v1/identity/commands/{command_id}")).status_code == 200 and r.json())
+
+
+def test_a_wrong_merge_is_explained_and_split_apart(stack):
+    ops, ingest, consultant = stack.client("ops"), stack.client("ingest"), stack.client("consultant")
+    phone, union = unique_phone(), f"u-{uuid.uuid4().hex}"
+    send(ingest, ("phone", phone))
+    a = eventually(lambda: resolve(ops, "phone", phone))
+    send(ingest, ("wechat_unionid", union), ("email", f"{union}@qq.com"))
+    eventually(lambda: resolve(ops, "wechat_unionid", union))
+    send(ingest, ("phone", phone), ("wechat_unionid", union))
+    eventually(lambda: resolve(ops, "wechat_unionid", union) == a)
+
+    told = ops.get(f"/v1/profiles/{a}/identity").json()
+    kinds = {i["type"]: i for i in told["identifiers"]}
+    assert set(kinds) == {"phone", "wechat_unionid", "email"}
+    assert kinds["email"]["cause"]["rule"] == "co_occurred" and kinds["email"]["cause"]["via_type"] == "wechat_unionid"
+    assert [m["cause_identifier_type"] for m in told["merges"]] == ["wechat_unionid"]
+    assert phone not in str(told) and union not in str(told)
+    assert consultant.get(f"/v1/profiles/{a}/identity").status_code == 403
+    assert stack.client("other_ops").get(f"/v1/profiles/{a}/identity").status_code == 404
+
+    move = [kinds["wechat_unionid"]["link_id"], kinds["email"]["link_id"]]
+    r = ops.post("/v1/identity/split", json={"one_id": a, "link_ids": move, "reason": "两个人"},
+                 headers={"Idempotency-Key": f"split-{union}"})
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert done(ops, accepted["command_id"])["status"] == "done"
+    assert resolve(ops, "wechat_unionid", union) == accepted["new_one_id"]
+    assert resolve(ops, "phone", phone) == a
+    # A retry with the same Idempotency-Key is the same command, carried out once.
+    again = ops.post("/v1/identity/split", json={"one_id": a, "link_ids": move},
+                     headers={"Idempotency-Key": f"split-{union}"})
+    assert again.json()["command_id"] == accepted["command_id"]
+
+
+def test_bad_split_requests_name_the_field(stack):
+    ops = stack.client("ops")
+    r = ops.post("/v1/identity/split", json={"one_id": "x", "link_ids": []})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "link_ids"
+    assert stack.client("consultant").post("/v1/identity/split", json={"one_id": "x", "link_ids": ["a"]}).status_code == 403
+
+
+def test_conflicts_are_listed_for_ops(stack):
+    ops, ingest = stack.client("ops"), stack.client("ingest")
+    c1, c2 = f"CRM-{uuid.uuid4().hex[:8]}", f"CRM-{uuid.uuid4().hex[:8]}"
+    send(ingest, ("crm_id", c1))
+    send(ingest, ("crm_id", c2))
+    eventually(lambda: resolve(ops, "crm_id", c1) and resolve(ops, "crm_id", c2))
+    bridge = send(ingest, ("crm_id", c1), ("crm_id", c2))
+    conflict = eventually(lambda: [c for c in ops.get("/v1/identity/conflicts").json()["conflicts"]
+                                   if c["event_id"] == bridge])
+    assert conflict[0]["reason"] == "limit:crm_id"
+    assert resolve(ops, "crm_id", c1) != resolve(ops, "crm_id", c2)
+
+
+def test_reveal_is_audited_and_erasure_is_for_admins(stack):
+    ops, ingest, admin = stack.client("ops"), stack.client("ingest"), stack.client("admin")
+    phone = unique_phone()
+    send(ingest, ("phone", phone))
+    one_id = eventually(lambda: resolve(ops, "phone", phone))
+    [link] = ops.get(f"/v1/profiles/{one_id}/identity").json()["identifiers"]
+
+    assert ops.post(f"/v1/profiles/{one_id}/identifiers/{link['link_id']}/reveal", json={}).status_code == 422
+    r = ops.post(f"/v1/profiles/{one_id}/identifiers/{link['link_id']}/reveal", json={"reason": "回拨客户"})
+    assert r.status_code == 200 and r.json()["value"] == f"+86{phone}"
+    audit = admin.get("/v1/audit/reveals").json()
+    assert any(a["audit_id"] == r.json()["audit_id"] and a["reason"] == "回拨客户" and a["role"] == "ops" for a in audit)
+    assert ops.get("/v1/audit/reveals").status_code == 403
+
+    assert ops.delete(f"/v1/profiles/{one_id}").status_code == 403
+    r = admin.delete(f"/v1/profiles/{one_id}")
+    assert r.status_code == 202
+    assert done(ops, r.json()["command_id"])["status"] == "done"
+    assert resolve(ops, "phone", phone) is None
+    assert ops.get(f"/v1/profiles/{one_id}/identity").status_code == 404
