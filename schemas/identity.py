@@ -26,13 +26,31 @@ class RejectedIdentifier(BaseModel):
     reason: str
 
 
+class LinkedIdentifier(BaseModel):
+    """An identifier as downstream services see it: pseudonymous, never the raw value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: IdentifierType
+    namespace: str | None = None
+    # The identifier's keyed hash (HMAC per tenant): stable, so it can be flagged (e.g. a bad number).
+    link_id: str
+    masked: str
+
+
 class TouchpointIdentified(Event):
-    """A touchpoint whose person is known: identifiers normalised, keyed by one_id."""
+    """A touchpoint whose person is known, keyed by one_id.
+
+    No raw identifier leaves the identity service: `touchpoint.identifiers` carry masked values
+    (138****1111), and `identifiers` the linked ones with their link ids. Identifiers a guardrail
+    held back are in `rejected_identifiers` only.
+    """
 
     tenant_id: str
     event_id: str
     one_id: str
     touchpoint: TouchpointReceived
+    identifiers: list[LinkedIdentifier] = []
     rejected_identifiers: list[RejectedIdentifier] = []
     identified_at: datetime
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
-from schemas.identity import PersonsMerged, RejectedIdentifier, TouchpointIdentified
+from schemas.identity import LinkedIdentifier, PersonsMerged, RejectedIdentifier, TouchpointIdentified
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
 from schemas.touchpoints import Identifier, TouchpointReceived
 from services.identity.adapters.repository import IdentityRepository
@@ -83,14 +83,19 @@ class IdentityService:
             })
 
         counted = set(stitched.keys)
+        linked = [(self.key_hash(tenant, i), i) for i in prepared.valid]
+        linked = [(k, i) for k, i in linked if k in counted]
         identified = TouchpointIdentified(
             tenant_id=tenant,
             event_id=event_id,
             one_id=stitched.one_id,
             touchpoint=event.model_copy(update={"identifiers": [
-                Identifier(type=i.type, value=i.value, namespace=i.namespace or None)
-                for i in prepared.valid if self.key_hash(tenant, i) in counted
+                Identifier(type=i.type, value=mask(i.type, i.value), namespace=i.namespace or None) for _, i in linked
             ]}),
+            identifiers=[
+                LinkedIdentifier(type=i.type, namespace=i.namespace or None, link_id=k, masked=mask(i.type, i.value))
+                for k, i in linked
+            ],
             rejected_identifiers=[
                 RejectedIdentifier(type=t, reason=r) for t, r in [*prepared.rejected, *stitched.held]
             ],

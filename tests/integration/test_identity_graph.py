@@ -66,7 +66,11 @@ async def test_a_phone_beyond_the_limit_is_held_back_not_linked(service):
     late = await service.identify(event("e2", ("wechat_unionid", "u1"), phone(4)))
     assert one_id_of(late) == owner
     assert await resolve(service, "phone", "13900000004") is None
-    assert [i.value for i in next(o.value for o in late.outgoing).touchpoint.identifiers] == ["u1"]
+    identified = next(o.value for o in late.outgoing)
+    assert [i.type for i in identified.identifiers] == ["wechat_unionid"]
+    assert [i.value for i in identified.touchpoint.identifiers] == ["**"]  # masked: no raw value leaves identity
+    assert "13900000004" not in identified.model_dump_json() and '"u1"' not in identified.model_dump_json()
+
 
 
 async def test_explain_tells_why_each_identifier_belongs(service):
