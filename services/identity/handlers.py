@@ -73,7 +73,14 @@ class IdentityService:
         else:
             for kind, reason in prepared.rejected:
                 metrics.IDENTIFIERS_REJECTED.labels(tenant, kind, reason).inc()
+            first_attempt = await self.repo.begin(tenant, event_id)
             stitched = await self._stitch(event, prepared.valid, now)
+            if not first_attempt:
+                # An earlier attempt died before its receipt: merges it made are done, but unsent.
+                done = {m.merge_id for m in stitched.merges}
+                for doc in await self.repo.merges_caused_by(tenant, stitched.one_id, event_id):
+                    if doc["event"]["merge_id"] not in done:
+                        stitched.merges.append(PersonsMerged.model_validate(doc["event"]))
             await self.repo.save_receipt(tenant, event_id, {
                 "one_id": stitched.one_id,
                 "merges": [m.model_dump(mode="json") for m in stitched.merges],

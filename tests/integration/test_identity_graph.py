@@ -10,7 +10,7 @@ from services.identity.domain.policy import IdentityPolicy, PolicyBook
 from services.identity.operations import IdentityOperations, split_one_id
 from tests.integration.identity_kit import T0, Clock, event, make_service, merges_of, one_id_of
 
-ALL_COLLECTIONS = ("identity_links", "identity_persons", "identity_receipts", "identity_emitted",
+ALL_COLLECTIONS = ("identity_links", "identity_persons", "identity_receipts", "identity_emitted", "identity_attempts",
                    "identity_merges", "identity_conflicts", "identity_commands")
 
 
@@ -160,3 +160,14 @@ async def test_reveal_opens_only_the_persons_own_identifier(service):
     assert await service.reveal("t1", a, link_a["link_id"]) == ("phone", "+8613900000001")
     assert await service.reveal("t1", b, link_a["link_id"]) is None
     assert await service.reveal("t2", a, link_a["link_id"]) is None  # another tenant sees nothing
+
+
+async def test_a_merge_made_by_an_attempt_that_died_is_still_emitted_by_the_retry(service, db):
+    a = one_id_of(await service.identify(event("e1", phone(1))))
+    b = one_id_of(await service.identify(event("e2", ("wechat_unionid", "u1"))))
+    bridge = event("e3", phone(1), ("wechat_unionid", "u1"))
+    await service.identify(bridge)
+    # The first attempt merged, then died before its receipt was written.
+    await db["identity_receipts"].delete_one({"_id": "t1\x1fe3"})
+    retry = await service.identify(bridge)
+    assert [(m.winner, m.loser, m.event_id) for m in merges_of(retry)] == [(a, b, "e3")]

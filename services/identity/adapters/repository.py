@@ -13,6 +13,7 @@ identity_persons   one document per one_id: `members` {link id: type} (an index 
 identity_merges    one document per merged person, `_id` = tenant + loser: inserting it is the
                    compare-and-set that merges, so a person is merged into exactly one other.
 identity_receipts  one per touchpoint: its one_id, the merges it caused, the links it used.
+identity_attempts  one per touchpoint whose stitching began: a second attempt knows to recover.
 identity_emitted   one per touchpoint whose output the broker acknowledged.
 identity_conflicts one per touchpoint a guardrail held identifiers back from, with the reason.
 identity_commands  one per ops command carried out, with the events it emitted (replays re-emit them).
@@ -50,13 +51,15 @@ class IdentityRepository:
         self.persons = db["identity_persons"]
         self.receipts = db["identity_receipts"]
         self.emitted = db["identity_emitted"]
+        self.attempts = db["identity_attempts"]
         self.merges = db["identity_merges"]
         self.conflicts = db["identity_conflicts"]
         self.commands = db["identity_commands"]
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(
-            self.links, self.persons, self.receipts, self.emitted, self.merges, self.conflicts, self.commands
+            self.links, self.persons, self.receipts, self.emitted, self.attempts, self.merges, self.conflicts,
+            self.commands,
         )
         # For ops reads and erasure only; the stream never filters on anything but _id.
         await self.links.create_index([("tenant_id", ASCENDING), ("status", ASCENDING)])
@@ -70,6 +73,10 @@ class IdentityRepository:
 
     async def was_emitted(self, tenant_id: str, event_id: str) -> bool:
         return await self.emitted.find_one({"_id": _pair(tenant_id, event_id)}) is not None
+
+    async def begin(self, tenant_id: str, event_id: str) -> bool:
+        """Mark that stitching of this touchpoint begins; False if an earlier attempt began it."""
+        return await insert_once(self.attempts, {"_id": _pair(tenant_id, event_id), "tenant_id": tenant_id})
 
     async def save_receipt(self, tenant_id: str, event_id: str, body: dict[str, Any]) -> None:
         """Remember the outcome, merges included, so a replay emits exactly the same messages."""
@@ -210,6 +217,12 @@ class IdentityRepository:
         """The merges that made this family: every loser among `one_ids`."""
         docs = await asyncio.gather(*(find_owned(self.merges, tenant_id, _pair(tenant_id, o)) for o in one_ids))
         return sorted((d for d in docs if d), key=lambda d: d["event"]["merged_at"])
+
+    async def merges_caused_by(self, tenant_id: str, root: str, event_id: str) -> list[dict[str, Any]]:
+        """The merges into `root`'s family that this touchpoint caused (found by _id through `absorbed`)."""
+        person = await find_owned(self.persons, tenant_id, root) or {}
+        docs = await self.merges_of(tenant_id, sorted(set(person.get("absorbed", ())) - {root}))
+        return [d for d in docs if d.get("event_id") == event_id]
 
     # ---- conflicts -------------------------------------------------------------------------------
     async def record_conflict(self, tenant_id: str, event_id: str, body: dict[str, Any]) -> None:
