@@ -67,25 +67,31 @@ class IdentityOperations:
     async def _split(self, command: SplitRequested) -> tuple[str, list]:
         tenant, now = command.tenant_id, self._clock()
         source = await self.repo.root(tenant, command.one_id)
-        links = await self.identity.member_links(tenant, source)
-        chosen = [d for d in links if d["_id"] in set(command.link_ids)]
-        if not chosen:
-            return "rejected: none of the link ids belongs to this person", []
-        if len(chosen) == len(links):
-            return "rejected: a split must leave the person at least one identifier", []
         new_one_id = split_one_id(tenant, command.command_id)
+        wanted = set(command.link_ids)
+        remaining = await self.identity.member_links(tenant, source)
+        # A retry after a crash finds some links moved already; moving them again changes nothing.
+        moved_before = [d for d in await self.identity.member_links(tenant, new_one_id) if d["_id"] in wanted]
+        chosen = [d for d in remaining if d["_id"] in wanted]
+        if not chosen and not moved_before:
+            return "rejected: none of the link ids belongs to this person", []
+        if len(chosen) == len(remaining):
+            return "rejected: a split must leave the person at least one identifier", []
         await self.repo.create_person(tenant, new_one_id, now, command.command_id, split_from=source)
+        # Members first, links second: a crash in between leaves the new person listing links that
+        # still resolve to the source, which the retry moves; never a link neither person lists.
+        await self.repo.add_members(tenant, new_one_id, {d["_id"]: d["type"] for d in chosen})
         cause = {"rule": "split", "command_id": command.command_id, "from": source, "by": command.requested_by}
         for link in chosen:
             await self.repo.move_link(tenant, link["_id"], new_one_id, cause)
+        chosen += moved_before
         moved = {d["_id"] for d in chosen}
-        await self.repo.add_members(tenant, new_one_id, {d["_id"]: d["type"] for d in chosen})
         await self.repo.remove_members(source, sorted(moved))
 
         # Touchpoints that carried only moved identifiers belong to the new person from now on.
         family = await self._family(tenant, source)
         moved_events = [
-            r for r in await self.repo.receipts_of(tenant, family)
+            r for r in await self.repo.receipts_of(tenant, [*family, new_one_id])
             if r.get("keys") and set(r["keys"]) <= moved
         ]
         await self.repo.reassign_receipts([r["_id"] for r in moved_events], new_one_id)

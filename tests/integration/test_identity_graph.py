@@ -171,3 +171,25 @@ async def test_a_merge_made_by_an_attempt_that_died_is_still_emitted_by_the_retr
     await db["identity_receipts"].delete_one({"_id": "t1\x1fe3"})
     retry = await service.identify(bridge)
     assert [(m.winner, m.loser, m.event_id) for m in merges_of(retry)] == [(a, b, "e3")]
+
+
+async def test_a_split_that_died_halfway_is_finished_by_the_retry(service, ops, db):
+    a = one_id_of(await service.identify(event("e1", phone(1))))
+    await service.identify(event("e2", ("wechat_unionid", "u1"), ("email", "li@163.com")))
+    await service.identify(event("e3", phone(1), ("wechat_unionid", "u1")))
+    move = [i["link_id"] for i in (await service.explain("t1", a))["identifiers"] if i["type"] != "phone"]
+    command = SplitRequested(command_id="cmd-9", tenant_id="t1", one_id=a, link_ids=move,
+                             requested_by="ops", requested_at=T0)
+    first = await ops.on_command(command)
+    [split] = [o.value for o in first.outgoing]
+    # Pretend the first attempt died after moving one link, before anything else was recorded.
+    await db["identity_commands"].delete_one({"_id": "t1\x1fcmd-9"})
+    await db["identity_links"].update_one({"_id": move[1]}, {"$set": {"one_id": a}})
+    await db["identity_persons"].update_one({"_id": a}, {"$set": {f"members.{k}": "x" for k in move}})
+    await db["identity_receipts"].update_many({"tenant_id": "t1"}, {"$set": {"one_id": a}})
+    retry = await ops.on_command(command)
+    [again] = [o.value for o in retry.outgoing]
+    assert again.new_one_id == split.new_one_id and again.moved_event_ids == ["e2"]
+    assert sorted(again.moved_identifier_types) == ["email", "wechat_unionid"]
+    assert await resolve(service, "email", "li@163.com") == split.new_one_id
+    assert await resolve(service, "wechat_unionid", "u1") == split.new_one_id
