@@ -19,8 +19,8 @@ from services.gateway.receipts import ReceiptRepository
 from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
 from services.gateway.routes import events, identity, reads, tasks
 from services.gateway.settings import GatewaySettings
+from services.identity.bootstrap import build_operations as build_identity_operations
 from services.identity.bootstrap import build_service as build_identity
-from services.identity.operations import IdentityOperations
 from services.leads.adapters.repository import LeadRepository
 from services.leads.handlers import LeadService
 from services.notify.adapters.repository import NotifyRepository
@@ -50,7 +50,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.services = Services(
             ingest=IngestService(receipts, publisher, clock=clock),
             identity=identity_service,
-            identity_operations=IdentityOperations(identity_service, clock=clock),
+            identity_operations=build_identity_operations(identity_service),
             identity_commands=IdentityCommandClient(producer, topic_prefix=settings.topic_prefix),
             reveal_audit=audit,
             leads=LeadService(LeadRepository(db)),

@@ -248,3 +248,30 @@ class RevealAuditOut(BaseModel):
     consultant_id: str | None = None
     reason: str
     at: datetime
+
+
+class MaskedProfileOut(BaseModel):
+    name: str | None = Field(default=None, description="masked: 张*")
+    birth_year: int | None = None
+    city: str | None = None
+    has_address: bool = False
+    has_email: bool = False
+
+
+class ReviewOut(BaseModel):
+    review_id: str
+    a: str = Field(description="one_id of one side")
+    b: str = Field(description="one_id of the other side")
+    score: float
+    levels: dict[str, str] = Field(description="per field: exact, phonetic, typo, disagree…")
+    weights: dict[str, float] = Field(description="per field: evidence in bits, + for a match, - against")
+    reason: str = Field(description="grey_band, or the guardrail that kept a confident match from merging")
+    at: datetime
+    a_profile: MaskedProfileOut
+    b_profile: MaskedProfileOut
+
+
+class ReviewDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approve: bool

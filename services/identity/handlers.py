@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
@@ -20,6 +20,9 @@ from services.identity.domain.masking import mask
 from services.identity.domain.normalize import NormalizedIdentifier, normalize
 from services.identity.domain.policy import PolicyBook
 from services.identity.domain.stitching import Plan, Seen, plan, prepare
+
+if TYPE_CHECKING:
+    from services.identity.matcher import Matcher
 
 MAX_ATTEMPTS = 16  # re-plans after losing a race; each lost race means another worker made progress
 
@@ -48,9 +51,10 @@ class IdentityService:
     ) -> None:
         self.repo = repo
         self._master = master_secret
-        self._vault = vault
+        self.vault = vault
         self._clock = clock
         self.policies = policies or PolicyBook()
+        self.matcher: Matcher | None = None  # probabilistic matching, attached by bootstrap
 
     def key_hash(self, tenant_id: str, identifier: NormalizedIdentifier) -> str:
         return keys.identifier_hash(keys.tenant_key(self._master, tenant_id), identifier)
@@ -75,6 +79,11 @@ class IdentityService:
                 metrics.IDENTIFIERS_REJECTED.labels(tenant, kind, reason).inc()
             first_attempt = await self.repo.begin(tenant, event_id)
             stitched = await self._stitch(event, prepared.valid, now)
+            if self.matcher is not None:
+                counted = set(stitched.keys)
+                kept = [i for i in prepared.valid if self.key_hash(tenant, i) in counted]
+                stitched.one_id, matched = await self.matcher.after_stitch(event, stitched.one_id, kept, now)
+                stitched.merges += matched
             if not first_attempt:
                 # An earlier attempt died before its receipt: merges it made are done, but unsent.
                 done = {m.merge_id for m in stitched.merges}
@@ -159,7 +168,7 @@ class IdentityService:
                 event_id=event_id,
                 merged_at=now,
             )
-            await self._merge(tenant, merge, via_key=via.key)
+            await self.merge(tenant, merge, via_key=via.key)
             result.merges.append(merge)
 
         # The anchor explains every new link: the strongest identifier the person already had here.
@@ -174,7 +183,7 @@ class IdentityService:
                 "type": s.identifier.type.value,
                 "namespace": s.identifier.namespace,
                 "masked": mask(s.identifier.type, s.identifier.value),
-                "enc": self._vault.seal(s.identifier.value),
+                "enc": self.vault.seal(s.identifier.value),
                 "linked_at": now,
                 "event_id": event_id,
                 "cause": cause,
@@ -190,7 +199,8 @@ class IdentityService:
             await self._hold(event, decided, owner, now, result)
         return result
 
-    async def _merge(self, tenant: str, merge: PersonsMerged, *, via_key: str) -> None:
+    async def merge(self, tenant: str, merge: PersonsMerged, *, via_key: str | None) -> None:
+        """Merge loser into winner (compare-and-set on the loser); raises Raced if it went elsewhere."""
         body = {"event_id": merge.event_id, "via": via_key, "event": merge.model_dump(mode="json")}
         if await self.repo.claim_merge(tenant, merge.loser, merge.winner, body) != merge.winner:
             raise Raced()  # somebody merged the loser elsewhere first; the graph moved on
@@ -287,7 +297,7 @@ class IdentityService:
         link = links.get(link_id)
         if link is None or await self.repo.root(tenant_id, link["one_id"]) != root:
             return None
-        return link["type"], self._vault.open(link["enc"])
+        return link["type"], self.vault.open(link["enc"])
 
     async def member_links(self, tenant_id: str, one_id: str) -> list[dict[str, Any]]:
         person = await self.repo.person(tenant_id, one_id)

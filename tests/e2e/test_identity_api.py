@@ -101,3 +101,26 @@ def test_reveal_is_audited_and_erasure_is_for_admins(stack):
     assert done(ops, r.json()["command_id"])["status"] == "done"
     assert resolve(ops, "phone", phone) is None
     assert ops.get(f"/v1/profiles/{one_id}/identity").status_code == 404
+
+
+def test_a_possible_match_waits_in_the_review_queue_for_a_decision(stack):
+    ops, ingest = stack.client("ops"), stack.client("ingest")
+    c1, c2 = f"CRM-{uuid.uuid4().hex[:8]}", f"CRM-{uuid.uuid4().hex[:8]}"
+    profile = {"name": "欧阳娜娜", "birth_date": "1991-02-03", "city": "深圳", "address": f"南山区{uuid.uuid4().hex[:6]}路1号"}
+    send(ingest, ("crm_id", c1), **profile)
+    a = eventually(lambda: resolve(ops, "crm_id", c1))
+    send(ingest, ("crm_id", c2), **profile)
+    b = eventually(lambda: resolve(ops, "crm_id", c2))
+    assert a != b  # the same profile, but two CRM ids: never merged automatically
+
+    [item] = eventually(lambda: [r for r in ops.get("/v1/identity/review").json() if {r["a"], r["b"]} == {a, b}])
+    assert item["reason"] == "limit:crm_id" and item["a_profile"]["name"] == "欧***"
+    assert "欧阳娜娜" not in ops.get("/v1/identity/review").text
+
+    approve = ops.post(f"/v1/identity/review/{item['review_id']}", json={"approve": True})
+    assert approve.status_code == 202
+    assert done(ops, approve.json()["command_id"])["status"] == "rejected: limit:crm_id"
+    reject = ops.post(f"/v1/identity/review/{item['review_id']}", json={"approve": False})
+    assert done(ops, reject.json()["command_id"])["status"] == "done"
+    assert not [r for r in ops.get("/v1/identity/review").json() if r["review_id"] == item["review_id"]]
+    assert ops.post(f"/v1/identity/review/{item['review_id']}", json={"approve": "maybe"}).status_code == 422

@@ -8,10 +8,13 @@ from cryptography.fernet import Fernet
 
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
 from schemas.touchpoints import TouchpointReceived
+from services.identity.adapters.profiles import ProfileRepository
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault
 from services.identity.domain.policy import PolicyBook
 from services.identity.handlers import IdentityService
+from services.identity.matcher import Matcher
+from services.identity.operations import IdentityOperations
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 SECRET = b"s" * 32
@@ -28,16 +31,26 @@ class Clock:
 
 
 async def make_service(db, policies: PolicyBook | None = None) -> IdentityService:
-    repo = IdentityRepository(db)
+    """The identity service as bootstrap wires it, probabilistic matching included."""
+    repo, profiles = IdentityRepository(db), ProfileRepository(db)
     await repo.ensure_indexes()
-    return IdentityService(repo, master_secret=SECRET, vault=Vault(FERNET_KEY), clock=Clock(), policies=policies)
+    await profiles.ensure_indexes()
+    clock = Clock()
+    service = IdentityService(repo, master_secret=SECRET, vault=Vault(FERNET_KEY), clock=clock, policies=policies)
+    service.matcher = Matcher(service, profiles, master_secret=SECRET, clock=clock)
+    return service
 
 
-def event(event_id: str, *identifiers: tuple[str, str], tenant: str = "t1", minute: int = 0) -> TouchpointReceived:
+def operations(service: IdentityService) -> IdentityOperations:
+    return IdentityOperations(service, clock=Clock(), reviews=service.matcher)
+
+
+def event(event_id: str, *identifiers: tuple[str, str], tenant: str = "t1", minute: int = 0,
+          **attributes) -> TouchpointReceived:
     return TouchpointReceived.model_validate({
         "event_id": event_id, "event_type": "form_submitted", "tenant_id": tenant,
         "occurred_at": (T0 + timedelta(minutes=minute)).isoformat(),
-        "source": {"system": "it", "channel": "web"},
+        "source": {"system": "it", "channel": "web"}, "attributes": attributes,
         "identifiers": [{"type": t, "value": v, **({"namespace": "wx_app"} if t == "wechat_openid" else {})}
                         for t, v in identifiers],
     })

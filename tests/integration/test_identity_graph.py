@@ -7,11 +7,12 @@ import pytest
 from schemas.identity import ErasureRequested, PersonErased, PersonSplit, SplitRequested
 from schemas.touchpoints import Identifier
 from services.identity.domain.policy import IdentityPolicy, PolicyBook
-from services.identity.operations import IdentityOperations, split_one_id
-from tests.integration.identity_kit import T0, Clock, event, make_service, merges_of, one_id_of
+from services.identity.operations import split_one_id
+from tests.integration.identity_kit import T0, event, make_service, merges_of, one_id_of, operations
 
 ALL_COLLECTIONS = ("identity_links", "identity_persons", "identity_receipts", "identity_emitted", "identity_attempts",
-                   "identity_merges", "identity_conflicts", "identity_commands")
+                   "identity_merges", "identity_conflicts", "identity_commands", "identity_profiles",
+                   "identity_blocks", "identity_reviews")
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ async def service(db):
 
 @pytest.fixture
 def ops(service):
-    return IdentityOperations(service, clock=Clock())
+    return operations(service)
 
 
 def phone(n: int) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Path, Query, status
 from kafka.errors import KafkaError
 
-from schemas.identity import ErasureRequested, SplitRequested
+from schemas.identity import ErasureRequested, ReviewDecided, SplitRequested
 from services.gateway.deps import Admin, Ops, ServicesDep
 from services.gateway.identity_commands import command_id
 from services.gateway.models import (
@@ -24,6 +24,8 @@ from services.gateway.models import (
     RevealAuditOut,
     RevealIn,
     RevealOut,
+    ReviewDecisionIn,
+    ReviewOut,
     SplitIn,
 )
 from services.identity.operations import split_one_id
@@ -71,6 +73,28 @@ async def split(body: SplitIn, caller: Ops, services: ServicesDep, idempotency_k
     ))
     return CommandAccepted(command_id=cid, status_url=f"/v1/identity/commands/{cid}",
                            new_one_id=split_one_id(caller.tenant_id, cid))
+
+
+ReviewId = Annotated[str, Path(min_length=3, max_length=200, pattern=r"^[A-Za-z0-9_:-]+\.[A-Za-z0-9_:-]+$")]
+
+
+@router.get("/v1/identity/review", response_model=list[ReviewOut])
+async def review_queue(caller: Ops, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100):
+    """Possible matches waiting for a person's decision, most likely first (profiles masked)."""
+    return await services.identity.matcher.review_queue(caller.tenant_id, limit)
+
+
+@router.post("/v1/identity/review/{review_id}", response_model=CommandAccepted,
+             status_code=status.HTTP_202_ACCEPTED, responses={503: {}})
+async def decide_review(review_id: ReviewId, body: ReviewDecisionIn, caller: Ops, services: ServicesDep,
+                        idempotency_key: IdempotencyKey = None):
+    """Approve (the two persons merge, cause review_approved) or reject (never proposed again)."""
+    cid = command_id(caller.tenant_id, idempotency_key)
+    await _send(services, caller.tenant_id, ReviewDecided(
+        command_id=cid, tenant_id=caller.tenant_id, review_id=review_id, approve=body.approve,
+        decided_by=caller.consultant_id or caller.role.value, decided_at=datetime.now(UTC),
+    ))
+    return CommandAccepted(command_id=cid, status_url=f"/v1/identity/commands/{cid}")
 
 
 @router.delete("/v1/profiles/{one_id}", response_model=CommandAccepted, status_code=status.HTTP_202_ACCEPTED,

@@ -14,6 +14,8 @@ Unomi). A TOML file overrides them per tenant:
     phone = 2
     [tenants.dealer-east]
     blocked = ["phone:+8613912345678"]    # type:normalised value
+    auto_merge = 0.95                     # probabilistic matching thresholds
+    review = 0.8
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class IdentityPolicy:
     hub_threshold: int = 5
     # Extra junk values of this tenant, as (type, normalised value).
     blocked: frozenset[tuple[T, str]] = field(default_factory=frozenset)
+    # Probabilistic matching of persons who share no identifier (domain/matching.py): a score at or
+    # above `auto_merge` merges, at or above `review` queues the pair for a human.
+    matching: bool = True
+    auto_merge: float = 0.92
+    review: float = 0.75
 
     def __post_init__(self) -> None:
         if set(self.priority) != set(T):
@@ -66,6 +73,8 @@ class IdentityPolicy:
             raise PolicyError("limits must be at least 1")
         if self.max_identifiers < 2 or self.hub_threshold < 2:
             raise PolicyError("max_identifiers and hub_threshold must be at least 2")
+        if not 0 < self.review <= self.auto_merge <= 1:
+            raise PolicyError("need 0 < review <= auto_merge <= 1")
 
     def limit(self, kind: T) -> int:
         return self.limits.get(kind, self.max_identifiers)
@@ -86,7 +95,8 @@ class PolicyBook:
 
 
 def _apply(base: IdentityPolicy, table: Mapping[str, Any], where: str) -> IdentityPolicy:
-    unknown = set(table) - {"limits", "priority", "weak", "exclusive", "max_identifiers", "hub_threshold", "blocked"}
+    unknown = set(table) - {"limits", "priority", "weak", "exclusive", "max_identifiers", "hub_threshold", "blocked",
+                            "matching", "auto_merge", "review"}
     if unknown:
         raise PolicyError(f"{where}: unknown keys {sorted(unknown)}")
     try:
@@ -101,6 +111,11 @@ def _apply(base: IdentityPolicy, table: Mapping[str, Any], where: str) -> Identi
         for name in ("max_identifiers", "hub_threshold"):
             if name in table:
                 changes[name] = int(table[name])
+        for name in ("auto_merge", "review"):
+            if name in table:
+                changes[name] = float(table[name])
+        if "matching" in table:
+            changes["matching"] = bool(table["matching"])
         if "blocked" in table:
             pairs = [str(item).split(":", 1) for item in table["blocked"]]
             changes["blocked"] = frozenset((T(kind), value) for kind, value in pairs)

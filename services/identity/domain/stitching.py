@@ -152,6 +152,13 @@ def violation(kept: Sequence[Seen], persons: Mapping[str, Person], policy: Ident
     return None
 
 
+def merge_violation(a: Person, b: Person, policy: IdentityPolicy) -> str | None:
+    """The guardrail merging two persons (with no touchpoint between them) would break, or None."""
+    seen = [Seen(f"anchor:{p.one_id}", NormalizedIdentifier(policy.priority[0], p.one_id), p.one_id) for p in (a, b)]
+    # The anchors stand for the persons; their own counts already hold every identifier they have.
+    return violation(seen, {a.one_id: a, b.one_id: b}, policy)
+
+
 def plan(seen: Sequence[Seen], persons: Mapping[str, Person], policy: IdentityPolicy) -> Plan:
     """Decide what one touchpoint does to the identity graph.
 
