@@ -2,13 +2,17 @@
 
 import uvicorn
 
+from services.gateway import access_log
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 
 
 def main() -> None:
     settings = GatewaySettings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    config = uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    server = uvicorn.Server(config)  # configures logging; the filter goes on afterwards
+    access_log.install()
+    server.run()
 
 
 main()

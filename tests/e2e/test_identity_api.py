@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from leadflow.devstack import ROOT
 from tests.e2e.helpers import eventually, touchpoint, unique_phone
 
 
@@ -124,3 +125,16 @@ def test_a_possible_match_waits_in_the_review_queue_for_a_decision(stack):
     assert done(ops, reject.json()["command_id"])["status"] == "done"
     assert not [r for r in ops.get("/v1/identity/review").json() if r["review_id"] == item["review_id"]]
     assert ops.post(f"/v1/identity/review/{item['review_id']}", json={"approve": "maybe"}).status_code == 422
+
+
+def test_no_raw_identifier_reaches_any_log(stack):
+    ops, ingest = stack.client("ops"), stack.client("ingest")
+    phone, mail = unique_phone(), f"log-{uuid.uuid4().hex[:8]}@qq.com"
+    send(ingest, ("phone", phone), ("email", mail))
+    eventually(lambda: resolve(ops, "phone", phone))
+    assert resolve(ops, "email", mail)  # look-ups put the value in the query string
+    logs = ROOT / "var" / "test" / "e2e" / "log"
+    written = {path.name: path.read_text(errors="replace") for path in logs.glob("*.log")}
+    assert "api.log" in written and "identity.log" in written
+    for name, text in written.items():
+        assert phone not in text and mail not in text, f"{name} holds a raw identifier"
