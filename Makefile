@@ -58,6 +58,7 @@ test-e2e: setup
 bench: setup
 	$(BIN)/python -m bench.store_ops
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.identity_scale
 
 schemas:
 	$(BIN)/python -m schemas.export
