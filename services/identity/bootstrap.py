@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.launcher import ServiceDefinition
 from leadflow.runtime.settings import PersonalDataSettings
+from services.identity.adapters.locks import PersonLeases
 from services.identity.adapters.profiles import ProfileRepository
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault
@@ -52,7 +53,7 @@ def build_handlers(settings: IdentitySettings, db: AsyncDatabase) -> IdentityHan
 DEFINITION = ServiceDefinition(
     name="identity",
     settings=IdentitySettings,
-    repositories=lambda db: [IdentityRepository(db), ProfileRepository(db)],
+    repositories=lambda db: [IdentityRepository(db), ProfileRepository(db), PersonLeases(db)],
     build=build_handlers,
     register=agents.register,
 )

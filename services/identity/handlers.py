@@ -13,6 +13,7 @@ from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import LinkedIdentifier, PersonsMerged, RejectedIdentifier, TouchpointIdentified
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
 from schemas.touchpoints import Identifier, TouchpointReceived
+from services.identity.adapters.locks import LeaseTimeout, PersonLeases
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault
 from services.identity.domain import keys
@@ -55,6 +56,7 @@ class IdentityService:
         self._clock = clock
         self.policies = policies or PolicyBook()
         self.matcher: Matcher | None = None  # probabilistic matching, attached by bootstrap
+        self.leases = PersonLeases(repo.links.database)
 
     def key_hash(self, tenant_id: str, identifier: NormalizedIdentifier) -> str:
         return keys.identifier_hash(keys.tenant_key(self._master, tenant_id), identifier)
@@ -128,32 +130,50 @@ class IdentityService:
         self, event: TouchpointReceived, identifiers: tuple[NormalizedIdentifier, ...], now: datetime
     ) -> Stitched:
         tenant = event.tenant_id
-        policy = self.policies.for_tenant(tenant)
         hashes = {self.key_hash(tenant, i): i for i in identifiers}
-        created: str | None = None
+        candidate = keys.new_one_id(tenant, event.event_id)
+        created = False
         for _ in range(MAX_ATTEMPTS):
-            links = await self.repo.links_by_key(tenant, list(hashes))
-            roots = await self.repo.living(tenant, {d["one_id"] for d in links.values()})
-            seen = [
-                Seen(k, i, roots[links[k]["one_id"]] if k in links else None,
-                     links.get(k, {}).get("status") == "quarantined")
-                for k, i in hashes.items()
-            ]
-            persons = await self.repo.views(tenant, {s.owner for s in seen if s.owner})
-            if any(s.owner and s.owner not in persons for s in seen):
+            decided = await self._plan(tenant, hashes)
+            if decided is None:
                 continue  # a person mid-creation by another worker: look again
-            decided = plan(seen, persons, policy)
+            if decided.owner is not None and not (decided.absorb or decided.link or decided.held):
+                return Stitched(decided.owner, keys=[s.key for s in decided.kept])  # nothing changes
+            if decided.owner is None and not (decided.link or decided.held):
+                # An anonymous touchpoint is a person of its own.
+                await self.repo.create_person(tenant, candidate, event.occurred_at, event.event_id)
+                return Stitched(candidate)
+            # Change the graph only under the leases of everybody whose identifiers are counted,
+            # and only if the plan still holds once they are ours.
+            involved = {s.owner for s in decided.kept if s.owner} | ({candidate} if decided.owner is None else set())
             try:
-                if decided.owner is None:
-                    created = keys.new_one_id(tenant, event.event_id)
-                    await self.repo.create_person(tenant, created, event.occurred_at, event.event_id)
-                stitched = await self._carry_out(event, decided, decided.owner or created, now)
-            except Raced:
+                async with self.leases.held(tenant, involved):
+                    again = await self._plan(tenant, hashes)
+                    if again is None or {s.owner for s in again.kept if s.owner} - involved:
+                        continue
+                    if again.owner is None:
+                        await self.repo.create_person(tenant, candidate, event.occurred_at, event.event_id)
+                        created = True
+                    stitched = await self._carry_out(event, again, again.owner or candidate, now)
+            except (Raced, LeaseTimeout):
                 continue
-            if created and created != stitched.one_id:
-                await self.repo.drop_person_if_empty(tenant, created)
+            if created and stitched.one_id != candidate:
+                await self.repo.drop_person_if_empty(tenant, candidate)
             return stitched
         raise RuntimeError(f"identity graph kept changing under event {event.event_id}; giving up for a retry")
+
+    async def _plan(self, tenant: str, hashes: dict[str, NormalizedIdentifier]) -> Plan | None:
+        links = await self.repo.links_by_key(tenant, list(hashes))
+        roots = await self.repo.living(tenant, {d["one_id"] for d in links.values()})
+        seen = [
+            Seen(k, i, roots[links[k]["one_id"]] if k in links else None,
+                 links.get(k, {}).get("status") == "quarantined")
+            for k, i in hashes.items()
+        ]
+        persons = await self.repo.views(tenant, {s.owner for s in seen if s.owner})
+        if any(s.owner and s.owner not in persons for s in seen):
+            return None
+        return plan(seen, persons, self.policies.for_tenant(tenant))
 
     async def _carry_out(self, event: TouchpointReceived, decided: Plan, owner: str, now: datetime) -> Stitched:
         tenant, event_id = event.tenant_id, event.event_id
@@ -173,7 +193,11 @@ class IdentityService:
 
         # The anchor explains every new link: the strongest identifier the person already had here.
         anchor = next((s for s in decided.kept if s.owner), None)
-        linked: dict[str, str] = {}
+        # Members before links: the guardrails count members, so they may overcount for a moment
+        # (a lost claim is withdrawn below) but never undercount what links say.
+        intended = {s.key: s.identifier.type.value for s in decided.link}
+        if intended:
+            await self.repo.add_members(tenant, owner, intended)
         for s in decided.link:
             cause = ({"rule": "co_occurred", "via": anchor.key, "via_type": anchor.identifier.type.value}
                      if anchor else {"rule": "first_seen"})
@@ -189,10 +213,9 @@ class IdentityService:
                 "cause": cause,
             })
             if got != owner and await self.repo.root(tenant, got) != await self.repo.root(tenant, owner):
+                links = await self.repo.links_by_key(tenant, list(intended))
+                await self.repo.remove_members(owner, [k for k in intended if links.get(k, {}).get("one_id") != owner])
                 raise Raced()
-            linked[s.key] = s.identifier.type.value
-        if linked:
-            await self.repo.add_members(tenant, owner, linked)
 
         result.keys = [s.key for s in decided.kept]
         if decided.held:

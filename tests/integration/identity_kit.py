@@ -8,6 +8,7 @@ from cryptography.fernet import Fernet
 
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
 from schemas.touchpoints import TouchpointReceived
+from services.identity.adapters.locks import PersonLeases
 from services.identity.adapters.profiles import ProfileRepository
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault
@@ -35,6 +36,7 @@ async def make_service(db, policies: PolicyBook | None = None) -> IdentityServic
     repo, profiles = IdentityRepository(db), ProfileRepository(db)
     await repo.ensure_indexes()
     await profiles.ensure_indexes()
+    await PersonLeases(db).ensure_indexes()
     clock = Clock()
     service = IdentityService(repo, master_secret=SECRET, vault=Vault(FERNET_KEY), clock=clock, policies=policies)
     service.matcher = Matcher(service, profiles, master_secret=SECRET, clock=clock)
