@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
+from leadflow.runtime.errors import RetryLater
 from leadflow.runtime.store import TRANSIENT_STORE_ERRORS
 from schemas.dead_letters import DeadLetterHeaders
 
@@ -36,6 +37,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = TRANSIENT_STORE_ERRORS + (
     ProducerSendError,  # Faust's wrapper of the producer's KafkaError: the broker is away
     asyncio.TimeoutError,
     ConnectionError,
+    RetryLater,
 )
 
 Send = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]] | None], Awaitable[None]]

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from leadflow.runtime import metrics
+from leadflow.runtime.errors import RetryLater
 from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import LinkedIdentifier, PersonsMerged, RejectedIdentifier, TouchpointIdentified
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
@@ -160,7 +161,7 @@ class IdentityService:
             if created and stitched.one_id != candidate:
                 await self.repo.drop_person_if_empty(tenant, candidate)
             return stitched
-        raise RuntimeError(f"identity graph kept changing under event {event.event_id}; giving up for a retry")
+        raise RetryLater(f"identity graph kept changing under event {event.event_id}")
 
     async def _plan(self, tenant: str, hashes: dict[str, NormalizedIdentifier]) -> Plan | None:
         links = await self.repo.links_by_key(tenant, list(hashes))

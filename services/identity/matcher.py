@@ -23,7 +23,8 @@ from services.identity.domain import keys
 from services.identity.domain.matching import MatchPolicy, Profile, blocking_keys, decide, profile_of, score
 from services.identity.domain.normalize import NormalizedIdentifier
 from services.identity.domain.stitching import merge_violation
-from services.identity.handlers import IdentityService
+from services.identity.adapters.locks import LeaseTimeout
+from services.identity.handlers import IdentityService, Raced
 
 MAX_CANDIDATES = 50
 
@@ -122,14 +123,12 @@ class Matcher:
                 continue
             reason = None
             if verdict == "merge":
-                views = await repo.views(tenant, {current, other})
-                if len(views) == 2:
-                    reason = merge_violation(views[current], views[other], policy)
+                merge, reason = await self._merge(tenant, current, other, "probabilistic", match.score,
+                                                  event.event_id, now)
+                if merge:
+                    merges.append(merge)
+                    root = merge.winner
                 if reason is None:
-                    merge = await self._merge(tenant, current, other, "probabilistic", match.score, event.event_id, now)
-                    if merge:
-                        merges.append(merge)
-                        root = merge.winner
                     continue
             if await self.profiles.queue_review(tenant, current, other, {
                 "score": round(match.score, 4), "levels": match.levels,
@@ -140,18 +139,31 @@ class Matcher:
         return await repo.root(tenant, root), merges
 
     async def _merge(self, tenant: str, a: str, b: str, cause: str, match_score: float, event_id: str,
-                     now: datetime) -> PersonsMerged | None:
-        views = await self.identity.repo.views(tenant, {a, b})
-        if len(views) < 2:
-            return None
-        winner, loser = sorted(views.values(), key=lambda p: (p.created_at, p.one_id))
-        merge = PersonsMerged(
-            merge_id=keys.merge_id(tenant, winner.one_id, loser.one_id),
-            tenant_id=tenant, winner=winner.one_id, loser=loser.one_id, cause=cause,
-            match_score=round(match_score, 4), event_id=event_id, merged_at=now,
-        )
-        await self.identity.merge(tenant, merge, via_key=None)
-        return merge
+                     now: datetime) -> tuple[PersonsMerged | None, str | None]:
+        """Merge the two persons unless a guardrail forbids it; (the merge, or the guardrail's reason).
+
+        Under both persons' leases, as every change to who holds which identifiers.
+        """
+        repo = self.identity.repo
+        try:
+            async with self.identity.leases.held(tenant, {a, b}):
+                a, b = await repo.root(tenant, a), await repo.root(tenant, b)
+                views = await repo.views(tenant, {a, b})
+                if a == b or len(views) < 2:
+                    return None, None
+                reason = merge_violation(views[a], views[b], self.identity.policies.for_tenant(tenant))
+                if reason:
+                    return None, reason
+                winner, loser = sorted(views.values(), key=lambda p: (p.created_at, p.one_id))
+                merge = PersonsMerged(
+                    merge_id=keys.merge_id(tenant, winner.one_id, loser.one_id),
+                    tenant_id=tenant, winner=winner.one_id, loser=loser.one_id, cause=cause,
+                    match_score=round(match_score, 4), event_id=event_id, merged_at=now,
+                )
+                await self.identity.merge(tenant, merge, via_key=None)
+                return merge, None
+        except (Raced, LeaseTimeout):
+            return None, "busy"  # the persons changed under us: a human can look at it
 
     # ---- the review queue ------------------------------------------------------------------------
     async def open_reviews(self, tenant_id: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -181,12 +193,13 @@ class Matcher:
         repo = self.identity.repo
         a, b = await repo.root(tenant, review["a"]), await repo.root(tenant, review["b"])
         merges = []
-        if a != b:
-            views = await repo.views(tenant, {a, b})
-            reason = merge_violation(views[a], views[b], self.identity.policies.for_tenant(tenant)) if len(views) == 2 else "gone"
+        if a == b:  # merged already: by somebody else, or by this very command before a crash
+            merges = [PersonsMerged.model_validate(d["event"])
+                      for d in await repo.merges_caused_by(tenant, a, command.command_id)]
+        else:
+            merge, reason = await self._merge(tenant, a, b, "review_approved", review["score"], command.command_id, now)
             if reason:
                 return f"rejected: {reason}", []
-            merge = await self._merge(tenant, a, b, "review_approved", review["score"], command.command_id, now)
             merges = [merge] if merge else []
         await self.profiles.close_review(review["_id"], "approved", command.decided_by, now)
         metrics.IDENTITY_REVIEWS.labels(tenant, "approved").inc()

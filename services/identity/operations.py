@@ -49,11 +49,13 @@ class IdentityOperations:
         if done is None:
             match command:
                 case SplitRequested():
-                    status, events = await self._split(command)
+                    async with self.identity.leases.held(tenant, {await self.repo.root(tenant, command.one_id)}):
+                        status, events = await self._split(command)
                 case ErasureRequested():
-                    status, events = await self._erase(command)
+                    async with self.identity.leases.held(tenant, {await self.repo.root(tenant, command.one_id)}):
+                        status, events = await self._erase(command)
                 case ReviewDecided():
-                    status, events = await self._decide(command)
+                    status, events = await self._decide(command)  # takes the leases it needs
             done = {"kind": command.kind, "status": status, "at": self._clock(),
                     "events": [e.model_dump(mode="json") for e in events]}
             await self.repo.save_command_result(tenant, command.command_id, done)

@@ -21,10 +21,11 @@ from contextlib import asynccontextmanager
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime.errors import RetryLater
 from leadflow.runtime.store import ensure_collections, insert_once
 
 
-class LeaseTimeout(Exception):
+class LeaseTimeout(RetryLater):
     """Somebody held a person's lease longer than we were willing to wait: plan again later."""
 
 
