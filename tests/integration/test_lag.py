@@ -6,7 +6,7 @@ from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartitio
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.runtime.lag import consumer_lag, registry_groups
-from schemas.topics import TOUCHPOINTS_RAW
+from schemas.topics import IDENTITY_COMMANDS, TOUCHPOINTS_RAW
 
 
 def test_lag_is_end_minus_committed_per_partition(infra, unique):
@@ -21,7 +21,7 @@ def test_lag_is_end_minus_committed_per_partition(infra, unique):
     producer.close()
 
     group = f"{prefix}leadflow-identity"
-    assert registry_groups(prefix)[group] == [topic]
+    assert registry_groups(prefix)[group] == [topic, IDENTITY_COMMANDS.qualified(prefix)]
     consumer = KafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=group, enable_auto_commit=False)
     consumer.assign([TopicPartition(topic, 0)])
     consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(2, "", -1)})
