@@ -138,3 +138,19 @@ def test_no_raw_identifier_reaches_any_log(stack):
     assert "api.log" in written and "identity.log" in written
     for name, text in written.items():
         assert phone not in text and mail not in text, f"{name} holds a raw identifier"
+
+
+def test_two_identity_workers_share_four_or_more_partitions(stack):
+    from kafka import KafkaAdminClient, KafkaConsumer
+
+    group = f"{stack.topic_prefix}leadflow-identity"
+    topic = f"{stack.topic_prefix}touchpoints.raw"
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        assert len(consumer.partitions_for_topic(topic)) >= 4
+        members = eventually(lambda: (m := admin.describe_groups([group])[group]["members"]) and len(m) >= 2 and m)
+        assert len(members) == 2
+    finally:
+        consumer.close()
+        admin.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.identity import ErasureRequested, PersonErased, PersonSplit, SplitRequested
 from schemas.touchpoints import Identifier
@@ -33,7 +34,12 @@ async def resolve(service, kind: str, value: str, tenant: str = "t1") -> str | N
     return await service.resolve(tenant, Identifier(type=kind, value=value, namespace="wx_app" if kind == "wechat_openid" else None))
 
 
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_two_crm_ids_never_merge_and_the_conflict_is_listed(service):
+    conflicts_before = metric("leadflow_identity_conflicts_total", tenant="t1", rule="limit")
     a = one_id_of(await service.identify(event("e1", ("crm_id", "CRM-1"), phone(1))))
     b = one_id_of(await service.identify(event("e2", ("crm_id", "CRM-2"), phone(2))))
     bridge = await service.identify(event("e3", ("crm_id", "CRM-1"), ("crm_id", "CRM-2")))
@@ -45,6 +51,17 @@ async def test_two_crm_ids_never_merge_and_the_conflict_is_listed(service):
     assert conflict["reason"] == "limit:crm_id" and conflict["event_id"] == "e3"
     assert conflict["persons"] == sorted([a, b])
     assert [h["owner"] for h in conflict["held"]] == [b] and "CRM-2" not in str(conflict)
+    assert metric("leadflow_identity_conflicts_total", tenant="t1", rule="limit") == conflicts_before + 1
+
+
+async def test_a_value_that_cannot_be_normalised_is_rejected_with_a_reason_and_counted(service):
+    before = metric("leadflow_identity_identifiers_rejected_total", tenant="t1", type="vin", reason="vin_malformed")
+    handled = await service.identify(event("e1", phone(1), ("vin", "LSVAA4182E2O23456")))  # an O: never in a VIN
+    identified = next(o.value for o in handled.outgoing)
+    assert [(r.type, r.reason) for r in identified.rejected_identifiers] == [("vin", "vin_malformed")]
+    assert [i.type for i in identified.identifiers] == ["phone"]
+    assert metric("leadflow_identity_identifiers_rejected_total", tenant="t1", type="vin",
+                  reason="vin_malformed") == before + 1
 
 
 async def test_a_shared_tablet_glues_nobody_and_is_quarantined_as_a_hub(service):
