@@ -56,6 +56,8 @@ test-e2e: setup
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/e2e
 
 bench: setup
+	$(BIN)/pip install -q -c requirements.lock -e '.[test,bench]'
+	$(BIN)/python -m bench.matching_quality
 	$(BIN)/python -m bench.store_ops
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.identity_scale

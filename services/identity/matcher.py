@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import date, datetime
@@ -20,7 +21,15 @@ from schemas.identity import PersonsMerged, ReviewDecided
 from schemas.touchpoints import IdentifierType, TouchpointReceived
 from services.identity.adapters.profiles import ProfileRepository, review_id
 from services.identity.domain import keys
-from services.identity.domain.matching import MatchPolicy, Profile, blocking_keys, decide, profile_of, score
+from services.identity.domain.matching import (
+    MatchPolicy,
+    Profile,
+    blocking_keys,
+    decide,
+    prior_log2_odds,
+    profile_of,
+    score,
+)
 from services.identity.domain.normalize import NormalizedIdentifier
 from services.identity.domain.stitching import merge_violation
 from services.identity.adapters.locks import LeaseTimeout
@@ -93,21 +102,24 @@ class Matcher:
         blocks = sorted(self._block_hash(tenant, b) for b in blocking_keys(profile))
         await self.profiles.save_profile(tenant, one_id, {"enc": vault.seal(text), "digest": digest, "blocks": blocks,
                                                            "updated_at": now})
-        members: set[str] = set()
+        shared: Counter[str] = Counter()
         for block in blocks:
-            found_members = await self.profiles.join_block(tenant, block, one_id)
-            members.update(found_members or ())
-        members.discard(one_id)
-        if not members:
+            shared.update(await self.profiles.join_block(tenant, block, one_id) or ())
+        shared.pop(one_id, None)
+        if not shared:
             return one_id, []
+        # The persons sharing the most blocking keys with this one are the likeliest matches.
+        members = {m for m, _ in sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CANDIDATES]}
 
         repo = self.identity.repo
         root = await repo.root(tenant, one_id)
         roots = await repo.living(tenant, members)
         best: dict[str, tuple[float, Any]] = {}
-        others = await self.profiles.profiles_of(tenant, sorted(m for m, r in roots.items() if r != root)[:MAX_CANDIDATES])
+        others = await self.profiles.profiles_of(tenant, sorted(m for m, r in roots.items() if r != root))
+        # The more persons a tenant has, the more namesakes: the prior odds of a match shrink with it.
+        prior = prior_log2_odds(max(1_000, await repo.persons_in_tenant(tenant)))
         for member, doc in others.items():
-            match = score(profile, _profile_from_json(vault.open(doc["enc"])))
+            match = score(profile, _profile_from_json(vault.open(doc["enc"])), prior=prior)
             if match.score > best.get(roots[member], (-1.0, None))[0]:
                 best[roots[member]] = (match.score, match)
 
@@ -131,7 +143,7 @@ class Matcher:
                 if reason is None:
                     continue
             if await self.profiles.queue_review(tenant, current, other, {
-                "score": round(match.score, 4), "levels": match.levels,
+                "score": round(match.score, 4), "prior_log2_odds": round(prior, 2), "levels": match.levels,
                 "weights": {k: round(v, 2) for k, v in match.weights.items()},
                 "reason": reason or "grey_band", "event_id": event.event_id, "at": now,
             }):

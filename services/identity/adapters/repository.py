@@ -17,6 +17,7 @@ identity_attempts  one per touchpoint whose stitching began: a second attempt kn
 identity_emitted   one per touchpoint whose output the broker acknowledged.
 identity_conflicts one per touchpoint a guardrail held identifiers back from, with the reason.
 identity_commands  one per ops command carried out, with the events it emitted (replays re-emit them).
+identity_tenants   one per tenant: how many persons it has (about), for the matching prior.
 
 Membership protocol (why a person's `members` stays complete without transactions): a merge first
 inserts its merge document, then reads the loser's members and copies them to the winner. A claim
@@ -33,6 +34,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from services.identity.domain.stitching import Person
@@ -55,11 +57,12 @@ class IdentityRepository:
         self.merges = db["identity_merges"]
         self.conflicts = db["identity_conflicts"]
         self.commands = db["identity_commands"]
+        self.tenants = db["identity_tenants"]
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(
             self.links, self.persons, self.receipts, self.emitted, self.attempts, self.merges, self.conflicts,
-            self.commands,
+            self.commands, self.tenants,
         )
         # For ops reads and erasure only; the stream never filters on anything but _id.
         await self.links.create_index([("tenant_id", ASCENDING), ("status", ASCENDING)])
@@ -134,10 +137,19 @@ class IdentityRepository:
     # ---- persons ---------------------------------------------------------------------------------
     async def create_person(self, tenant_id: str, one_id: str, created_at: datetime, event_id: str,
                             **extra: Any) -> None:
-        await insert_once(self.persons, {
+        created = await insert_once(self.persons, {
             "_id": one_id, "tenant_id": tenant_id, "created_at": created_at, "event_id": event_id,
             "members": {}, "absorbed": [], "merged_into": None, **extra,
         })
+        if created:  # an estimate (persons later merged or dropped still count): it sets matching's prior
+            try:
+                await self.tenants.update_one({"_id": tenant_id}, {"$inc": {"persons": 1}}, upsert=True)
+            except DuplicateKeyError:  # two first persons of a tenant at once: the document exists now
+                await self.tenants.update_one({"_id": tenant_id}, {"$inc": {"persons": 1}})
+
+    async def persons_in_tenant(self, tenant_id: str) -> int:
+        doc = await self.tenants.find_one({"_id": tenant_id})
+        return int(doc.get("persons", 0)) if doc else 0
 
     async def drop_person_if_empty(self, tenant_id: str, one_id: str) -> None:
         """Delete a person created for a touchpoint that ended up joining somebody else."""

@@ -11,9 +11,10 @@ describe the same human. It gives
 The model. Each field is compared at a few agreement levels. For each level, m is the probability of
 that level when both records are the same person and u when they are two different persons (both
 only over pairs where the field is present on both sides). The level's weight is log2(m/u) bits; a
-field missing on either side weighs 0. The score is the logistic of PRIOR_LOG2_ODDS + the summed
-weights: the posterior probability of a match under conditional independence, for a candidate pair
-from a block in which about one pair in a thousand is a match. Weights and reasons are in `MU`.
+field missing on either side weighs 0. The score is the logistic of the prior log2 odds plus the
+summed weights: the posterior probability of a match under conditional independence. The prior is
+the odds that two records of the tenant picked at random are one person (`prior_log2_odds`): the
+larger the customer base, the more agreement a merge needs. Weights and reasons are in `MU`.
 docs/identity-matching.md has the measured precision and recall.
 """
 
@@ -37,20 +38,25 @@ from rapidfuzz.distance import OSA, JaroWinkler
 # ---- the model ------------------------------------------------------------------------------------
 
 # field → level → (m, u). m: P(level | same person); u: P(level | two different persons); both given
-# that the field is present on both sides. Within a field the m's (and the u's) sum to about 1.
+# that the field is present on both sides. Within a field the m's (and the u's) sum to about 1, except
+# for the e-mail, whose one agreement level is split by what the shared value looks like.
 MU: Mapping[str, Mapping[str, tuple[float, float]]] = {
-    # Chinese names, written in characters or in pinyin. Few distinct names: in a regional customer
-    # base about 1 pair in 500 of different persons shares the exact name (张伟, 王芳...), so exact
-    # agreement is worth only ~8.6 bits. Same pinyin with other characters (an IME homophone, 曾/增,
-    # or 张伟 against "Zhang Wei") is weaker: homophones collide more often. "similar": the pinyin
-    # is one edit away (a typo in a romanised name).
-    "name_han": {"exact": (0.80, 0.002), "phonetic": (0.13, 0.004), "similar": (0.03, 0.02),
-                 "disagree": (0.04, 0.974)},
+    # Chinese names in characters on both sides. Few distinct names: in a regional customer base about
+    # 1 pair in 500 of different persons shares the exact name (张伟, 王芳...), so exact agreement is
+    # worth only ~8.7 bits. "homophone": other characters with the same toneless pinyin, heteronyms
+    # included (an IME slip 张伟/张玮, 曾/增); as rare among different persons as the exact name.
+    "name_han": {"exact": (0.85, 0.002), "homophone": (0.10, 0.002), "disagree": (0.05, 0.996)},
+    # A Chinese name romanised on at least one side (张伟 / "Zhang Wei" / "wei zhang"): characters
+    # cannot agree, so the best level is the same pinyin, which more names share (homophones: u 0.005).
+    # "similar": the spellings are one edit apart (a typo in the romanisation).
+    "name_pinyin": {"phonetic": (0.90, 0.005), "similar": (0.05, 0.02), "disagree": (0.05, 0.975)},
     # Other Latin-script names: given names and surnames are far more diverse, so an exact full name
     # is rarer among different persons (~1e-4). "phonetic": every part within a typo or the same
-    # NYSIIS code; "partial": one part agrees, the other is missing or different (a relative!).
-    "name_latin": {"exact": (0.70, 1e-4), "phonetic": (0.16, 1e-3), "partial": (0.10, 0.015),
-                   "disagree": (0.04, 0.984)},
+    # NYSIIS code. "missing": one side lacks a part and the parts present agree; a part goes missing
+    # as often for two persons as for one (~3%), so the weight is that of the surname agreeing (~1 in
+    # 200). "partial": one part agrees and another differs, as for a relative.
+    "name_latin": {"exact": (0.70, 1e-4), "phonetic": (0.16, 1e-3), "missing": (0.03, 1.5e-4),
+                   "partial": (0.07, 0.015), "disagree": (0.04, 0.984)},
     # Birth dates: one day among ~30 adult years (u ~ 1e-4). A transposed day/month is as specific
     # as an exact date but rare among matches; one mistyped digit has ~20 valid neighbours (u 2e-3);
     # the same year alone says almost nothing.
@@ -62,18 +68,34 @@ MU: Mapping[str, Mapping[str, tuple[float, float]]] = {
     # Addresses: rare among different persons but shared within a household (the name tells those
     # apart). Different house numbers disagree; addresses change, so disagreement counts little.
     "address": {"exact": (0.55, 1e-4), "similar": (0.30, 5e-4), "disagree": (0.15, 0.9994)},
-    # E-mail local part (any domain): specific unless it is just the name in pinyin ("zhangwei"), which
-    # two persons of the same name share easily. People keep several mailboxes: disagreement is weak.
-    "email": {"exact": (0.60, 1e-4), "namelike": (0.60, 0.2), "disagree": (0.40, 0.9999)},
+    # E-mail local part (any domain): specific, unless it is the name in pinyin, which namesakes share
+    # easily: "zhangwei" (u 0.2 among two 张伟) or the name and a few digits, often the birth year
+    # ("zhangwei85", u 0.01). People keep several mailboxes: disagreement is weak.
+    "email": {"exact": (0.60, 1e-4), "name_digits": (0.60, 0.01), "namelike": (0.60, 0.2),
+              "disagree": (0.40, 0.9999)},
 }
 WEIGHTS: Mapping[str, Mapping[str, float]] = {
     f: {level: math.log2(m / u) for level, (m, u) in levels.items()} for f, levels in MU.items()
 }
-# Prior odds of a match for a pair that shares a blocking key: about 1:1000 (2^-10).
-PRIOR_LOG2_ODDS = -10.0
+
+
+def prior_log2_odds(persons: int, duplicates_per_person: float = 0.1) -> float:
+    """Prior log2 odds that two records picked at random are one person.
+
+    With n persons holding d * n duplicate pairs among n^2 / 2 pairs, the odds are about 2d / n. The
+    weights above are the same for any base, so a larger base needs more agreement to reach a
+    threshold: two 张伟 born the same day in the same city are a coincidence in a million customers.
+    """
+    if persons < 2 or duplicates_per_person <= 0:
+        raise ValueError("need persons >= 2 and duplicates_per_person > 0")
+    return math.log2(2 * duplicates_per_person / persons)
+
+
+# The default prior: a base of 10,000 persons, one in ten with a duplicate record (-15.6 bits).
+PRIOR_LOG2_ODDS = prior_log2_odds(10_000)
 # Only these name levels may merge automatically: a high score with a differing name (twins, a
 # spouse at the same address, FEBRL's replaced given names) goes to review, never straight to merge.
-MERGEABLE_NAME_LEVELS = frozenset({"exact", "phonetic"})
+MERGEABLE_NAME_LEVELS = frozenset({"exact", "homophone", "phonetic", "missing"})
 
 Decision = Literal["merge", "review", "none"]
 
@@ -109,10 +131,14 @@ class Match:
 
 @dataclass(frozen=True)
 class MatchPolicy:
-    """Score thresholds: >= auto_merge merges (if the names agree), >= review queues for a human."""
+    """Score thresholds: >= auto_merge merges (if the names agree), >= review queues for a human.
+
+    The score is a posterior probability, so review = 0.5 queues every pair more likely one person
+    than two; see docs/identity-matching.md for the measured trade-offs.
+    """
 
     auto_merge: float = 0.92
-    review: float = 0.75
+    review: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.review <= self.auto_merge <= 1:
@@ -129,11 +155,13 @@ _HAN_PLACEHOLDERS = frozenset({
 })
 _HAN_BANNED_PARTS = ("测试", "某", "公司", "有限", "集团", "门店", "客户", "用户")
 _HAN_HONORIFICS = ("先生", "女士", "小姐", "老师", "经理", "老板", "阿姨", "叔叔", "同学", "总", "哥", "姐")
+# Whole names that are placeholders ("na" alone is n/a, but Li Na is a name), and words that make any
+# name a placeholder.
 _LATIN_PLACEHOLDERS = frozenset({
-    "test", "testing", "tester", "asdf", "asd", "qwer", "qwerty", "abc", "abcd", "xxx", "xx", "unknown",
-    "none", "null", "nil", "na", "nan", "undefined", "customer", "user", "guest", "anonymous", "name",
-    "demo", "sample", "aaa", "aa", "mr", "mrs", "ms", "miss", "sir", "madam",
+    "asd", "qwer", "abc", "abcd", "xxx", "xx", "none", "nil", "na", "nan", "customer", "user", "guest",
+    "anonymous", "name", "sample", "aaa", "aa", "nobody", "noname",
 })
+_LATIN_JUNK_WORDS = frozenset({"test", "testing", "tester", "asdf", "qwerty", "unknown", "null", "undefined", "demo"})
 _LATIN_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam"})
 _COMPOUND_SURNAMES = frozenset({
     "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "司徒", "夏侯", "轩辕",
@@ -171,8 +199,8 @@ def clean_name(raw: str) -> str | None:
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     tokens = [t for t in _LATIN_TOKEN.findall(text) if t not in _LATIN_TITLES]
     letters = "".join(tokens)
-    if (len(letters) < 3 or len(set(letters)) == 1 or any(t in _LATIN_PLACEHOLDERS for t in tokens)
-            or letters in _LATIN_PLACEHOLDERS):
+    if (len(letters) < 3 or len(set(letters)) == 1 or letters in _LATIN_PLACEHOLDERS
+            or any(t in _LATIN_JUNK_WORDS for t in tokens)):
         return None
     return " ".join(tokens)
 
@@ -265,6 +293,7 @@ class _Name:
     tokens: tuple[str, ...]  # Latin words; for Han names (surname pinyin, given-name pinyin)
     readings: tuple[frozenset[str], ...]  # Han names: the toneless readings of each character
     forms: frozenset[str]  # pinyin spellings without spaces (Han: surname first; Latin: both orders)
+    spellings: frozenset[str]  # forms, and for Han names what e-mail names make of them (weizhang, zwei)
     parts: frozenset[str]  # name parts as Latin strings, for blocking (surname, given name)
 
 
@@ -298,16 +327,17 @@ def _is_pinyin(word: str) -> bool:
 
 def _fold_latin(word: str) -> str:
     # lü is written lv, lu or lyu; readings of 吕 give lv and lu (see _readings), so map lyu to lv.
-    return "l" + "v" + word[3:] if word.startswith(("lyu", "nyu")) and word[0] in "ln" else word
+    return word[0] + "v" + word[3:] if word.startswith(("lyu", "nyu")) else word
 
 
-def _readings(found: list[str]) -> frozenset[str]:
-    out = set()
+def _readings(found: list[str]) -> tuple[str, ...]:
+    """A character's toneless readings, the most common first (pypinyin's order)."""
+    out: list[str] = []
     for r in found[:4]:
-        out.add(r)
-        if "v" in r:  # 吕 lv: also written lu
-            out.add(r.replace("v", "u"))
-    return frozenset(out)
+        for spelling in (r, r.replace("v", "u")):  # 吕 lv: also written lu
+            if spelling not in out:
+                out.append(spelling)
+    return tuple(out)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -318,19 +348,21 @@ def _name_features(raw: str) -> _Name | None:
     if _HAN.match(name):
         readings = tuple(_readings(r) for r in pinyin(name, style=Style.NORMAL, heteronym=True, errors="ignore"))
         if len(readings) != len(name):  # a character without a reading: compare characters only
-            readings = tuple(frozenset({c}) for c in name)
+            readings = tuple((c,) for c in name)
         cut = 2 if name[:2] in _COMPOUND_SURNAMES and len(name) > 2 else 1
-        combos = [("".join(c[:cut]), "".join(c[cut:])) for c in islice(product(*(sorted(r) for r in readings)), 32)]
+        combos = [("".join(c[:cut]), "".join(c[cut:])) for c in islice(product(*readings), 32)]
         forms = frozenset(s + g for s, g in combos)
         parts = frozenset(p for combo in combos for p in combo)
-        return _Name(name, True, True, combos[0], readings, forms, parts)
+        # How e-mail names are built from a name: zhangwei, weizhang, zwei, zhangw.
+        spellings = forms | {x for s, g in combos if g for x in (g + s, s[0] + g, s + g[0])}
+        return _Name(name, True, True, combos[0], tuple(map(frozenset, readings)), forms, spellings, parts)
     tokens = tuple(_fold_latin(t) for t in name.split())
     pinyin_like = all(_is_pinyin(t) for t in tokens)
     forms = frozenset({"".join(tokens), "".join(tokens[-1:] + tokens[:-1])})
     parts = set(tokens)
     if len(tokens) >= 3:  # "Zi Yang Zhang": the given name is "ziyang"
         parts |= {"".join(tokens[1:]), "".join(tokens[:-1])}
-    return _Name(name, False, pinyin_like, tokens, (), forms, frozenset(parts))
+    return _Name(name, False, pinyin_like, tokens, (), forms, forms, frozenset(parts))
 
 
 @lru_cache(maxsize=1 << 14)
@@ -363,19 +395,19 @@ def _best_forms(a: _Name, b: _Name) -> tuple[float, int]:
 
 
 def _compare_names(a: _Name, b: _Name) -> tuple[str, str, float]:
-    """(weight table, level, similarity). Han table when either name is Chinese (characters or pinyin)."""
+    """(weight table, level, similarity). Chinese names (characters or pinyin) use the Han tables."""
+    if a.han and b.han:
+        if a.text == b.text:
+            return "name_han", "exact", 1.0
+        if len(a.readings) == len(b.readings) and all(x & y for x, y in zip(a.readings, b.readings)):
+            return "name_han", "homophone", 0.95
+        return "name_han", "disagree", _best_forms(a, b)[0]
     if a.han or b.han or a.pinyin_like or b.pinyin_like:
-        if a.han and b.han:
-            if a.text == b.text:
-                return "name_han", "exact", 1.0
-            if len(a.readings) == len(b.readings) and all(x & y for x, y in zip(a.readings, b.readings)):
-                return "name_han", "phonetic", 0.95
-            return "name_han", "disagree", _best_forms(a, b)[0]
         if a.forms & b.forms:
-            return "name_han", "phonetic", 0.95
+            return "name_pinyin", "phonetic", 0.95
         sim, dist = _best_forms(a, b)
         shortest = min(len(f) for f in a.forms | b.forms)
-        return "name_han", "similar" if dist <= 1 and shortest >= 5 else "disagree", sim
+        return "name_pinyin", "similar" if dist <= 1 and shortest >= 5 else "disagree", sim
     # Latin names that are not pinyin
     sim, dist = _best_forms(a, b)
     if sorted(a.tokens) == sorted(b.tokens) or a.forms & b.forms:
@@ -386,6 +418,10 @@ def _compare_names(a: _Name, b: _Name) -> tuple[str, str, float]:
             return "name_latin", "phonetic", max(sim, aligned)
     if dist <= max(1, min(len(f) for f in a.forms | b.forms) // 8):
         return "name_latin", "phonetic", sim
+    short, long_ = sorted((a.tokens, b.tokens), key=len)
+    if len(short) < len(long_) and len(long_) <= 4 and any(
+            all(_token_sim(x, y) >= 0.88 for x, y in zip(short, p)) for p in permutations(long_, len(short))):
+        return "name_latin", "missing", sim
     if any(_token_sim(x, y) >= 0.88 for x in a.tokens for y in b.tokens):
         return "name_latin", "partial", sim
     return "name_latin", "disagree", sim
@@ -433,19 +469,28 @@ def _compare_address(a: str, b: str) -> tuple[str, float]:
     return ("similar" if sim >= 0.85 else "disagree"), sim
 
 
-def _spellings(n: _Name | None) -> frozenset[str]:
-    if n is None:
-        return frozenset()
-    if n.han:  # an e-mail may put the given name first: weizhang
-        return n.forms | {n.tokens[1] + n.tokens[0]}
-    return n.forms
+
+_TRAILING_DIGITS = re.compile(r"\d{1,4}$")
+
+
+def _email_level(local: str, *names: _Name | None) -> str:
+    """exact, or namelike / name_digits when the shared local part is just a spelling of the name."""
+    spellings = frozenset().union(*(n.spellings for n in names if n))
+    if local in spellings:
+        return "namelike"
+    if _TRAILING_DIGITS.sub("", local) in spellings:
+        return "name_digits"
+    return "exact"
 
 
 # ---- scoring --------------------------------------------------------------------------------------
 
 
-def score(a: Profile, b: Profile) -> Match:
-    """The match score of two profiles (symmetric), with each compared field's level, similarity and weight."""
+def score(a: Profile, b: Profile, *, prior: float = PRIOR_LOG2_ODDS) -> Match:
+    """The match score of two profiles (symmetric), with each compared field's level, similarity and weight.
+
+    `prior`: the prior log2 odds of a match, `prior_log2_odds(persons in the tenant)`.
+    """
     levels: dict[str, str] = {}
     components: dict[str, float] = {}
     weights: dict[str, float] = {}
@@ -473,12 +518,11 @@ def score(a: Profile, b: Profile) -> Match:
         add("address", "address", *_compare_address(*sorted((a.address, b.address))))
     if a.email_local and b.email_local:
         if a.email_local == b.email_local:
-            namelike = a.email_local in (_spellings(na) | _spellings(nb))
-            add("email", "email", "namelike" if namelike else "exact", 1.0)
+            add("email", "email", _email_level(a.email_local, na, nb), 1.0)
         else:
             x, y = sorted((a.email_local, b.email_local))
             add("email", "email", "disagree", JaroWinkler.similarity(x, y))
-    total = PRIOR_LOG2_ODDS + sum(weights.values())
+    total = prior + sum(weights.values())
     return Match(1 / (1 + 2 ** -max(-60.0, min(60.0, total))), components, levels, weights)
 
 
@@ -497,7 +541,8 @@ def blocking_keys(profile: Profile) -> frozenset[str]:
 
     n: the name's pinyin (Han and pinyin-written names, heteronym readings included) or its sorted
        NYSIIS codes (other Latin names); b: a name part (pinyin, or its NYSIIS code) + birth year + {day, month}
-       (so a transposed day and month keep the key); e: the e-mail local part.
+       (so a transposed day and month keep the key); e: the e-mail local part; d: birth date + city and
+       a: the address's house and flat numbers + city, for names too far apart (a wrong character).
     Plain strings carrying personal data: HMAC them with the tenant key before storing.
     """
     keys: set[str] = set()
@@ -513,4 +558,9 @@ def blocking_keys(profile: Profile) -> frozenset[str]:
             keys |= {f"b:{_part_key(p)}|{d.year}|{day_month}" for p in islice(sorted(n.parts), 8)}
     if profile.email_local:
         keys.add(f"e:{profile.email_local}")
+    city = profile._city
+    if city and profile.birth_date:
+        keys.add(f"d:{profile.birth_date.isoformat()}|{city[0]}")
+    if city and profile.address and (numbers := _NUMBERS.findall(profile.address)):
+        keys.add(f"a:{'|'.join(sorted(numbers))}|{city[0]}")
     return frozenset(keys)

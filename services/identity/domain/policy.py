@@ -64,7 +64,7 @@ class IdentityPolicy:
     # above `auto_merge` merges, at or above `review` queues the pair for a human.
     matching: bool = True
     auto_merge: float = 0.92
-    review: float = 0.75
+    review: float = 0.5
 
     def __post_init__(self) -> None:
         if set(self.priority) != set(T):
