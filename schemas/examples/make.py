@@ -1,0 +1,100 @@
+"""Write example messages of the current schema version (run: python -m schemas.examples.make).
+
+Examples are history: once committed, a version's files are never edited or removed, and a unit
+test makes today's models read every one of them. Run this only when a new version is released;
+it writes files that are missing and leaves existing ones alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from leadflow.simulate.scenario import generate
+from schemas.identity import (
+    ErasureRequested,
+    LinkedIdentifier,
+    PersonErased,
+    PersonsMerged,
+    PersonSplit,
+    RejectedIdentifier,
+    ReviewDecided,
+    SplitRequested,
+    TouchpointIdentified,
+)
+from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
+from schemas.scores import Contribution, ScoreChanged
+from schemas.tasks import TaskCreated, TaskOutcomeRecorded
+
+HERE = Path(__file__).parent
+VERSION = "v1"
+T = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def examples() -> dict[str, dict[str, str]]:
+    """{model name: {example name: JSON}}."""
+    out: dict[str, dict[str, str]] = {}
+
+    def put(model: str, name: str, value) -> None:
+        out.setdefault(model, {})[name] = value.model_dump_json(exclude_none=True, indent=2)
+
+    seen_types: set[str] = set()
+    for sim in generate("demo", seed=7, count=600, now=T)[0]:
+        kind = sim.event.event_type.value
+        if kind not in seen_types:
+            seen_types.add(kind)
+            put("TouchpointReceived", kind, sim.event)
+    touchpoint = next(s.event for s in generate("demo", seed=7, count=50, now=T)[0] if s.event.identifiers)
+    put("TouchpointIdentified", "form", TouchpointIdentified(
+        tenant_id="demo", event_id=touchpoint.event_id, one_id="p-1", touchpoint=touchpoint,
+        identifiers=[LinkedIdentifier(type="phone", link_id="ab" * 32, masked="139****0001")],
+        rejected_identifiers=[RejectedIdentifier(type="vin", reason="vin_malformed")], identified_at=T))
+    put("IdentityChanged", "merged", PersonsMerged(merge_id="m-1", tenant_id="demo", winner="p-1", loser="p-2",
+                                                   cause_identifier_type="phone", event_id="e-1", merged_at=T))
+    put("IdentityChanged", "merged_probabilistic", PersonsMerged(
+        merge_id="m-2", tenant_id="demo", winner="p-1", loser="p-3", cause="probabilistic", match_score=0.97,
+        event_id="e-2", merged_at=T))
+    put("IdentityChanged", "split", PersonSplit(split_id="s-1", tenant_id="demo", source="p-1", new_one_id="p-4",
+                                                moved_identifier_types=["email"], moved_event_ids=["e-3"],
+                                                reason="两个人", requested_by="ops", event_id="c-1", split_at=T))
+    put("IdentityChanged", "erased", PersonErased(erasure_id="x-1", tenant_id="demo", one_id="p-1",
+                                                  one_ids=["p-1", "p-2"], requested_by="admin", event_id="c-2",
+                                                  erased_at=T))
+    put("IdentityCommanded", "split", SplitRequested(command_id="c-1", tenant_id="demo", one_id="p-1",
+                                                     link_ids=["ab" * 32], requested_by="ops", requested_at=T))
+    put("IdentityCommanded", "review", ReviewDecided(command_id="c-3", tenant_id="demo", review_id="p-1.p-5",
+                                                     approve=True, decided_by="ops", decided_at=T))
+    put("IdentityCommanded", "erase", ErasureRequested(command_id="c-2", tenant_id="demo", one_id="p-1",
+                                                       requested_by="admin", requested_at=T))
+    trigger = Trigger(event_id="e-1", event_type="form_submitted", occurred_at=T, channel="wechat_mp", store_id="s-1")
+    lead = LeadSnapshot(verdict="valid", stage="lead", reachable=True, store_id="s-1", city="上海", name="张伟",
+                        touchpoints=3, first_seen_at=T, last_seen_at=T)
+    put("LeadUpdated", "form", LeadUpdated(change_id="l-1", tenant_id="demo", one_id="p-1", version=3,
+                                           trigger=trigger, lead=lead, previous_stage="contact"))
+    put("ScoreChanged", "graded", ScoreChanged(change_id="g-1", tenant_id="demo", one_id="p-1", score=62.5,
+                                               grade="A", previous_grade="B",
+                                               contributions=[Contribution(signal="form_submitted", label="留资",
+                                                                           count=1, points=30)],
+                                               trigger=trigger, lead=lead, scored_at=T))
+    put("TaskCreated", "routed", TaskCreated(task_id="t-1", tenant_id="demo", one_id="p-1", consultant_id="c-01",
+                                             grade="A", score=62.5, reason="new_valid_lead", trigger_event_id="e-1",
+                                             due_at=T, created_at=T))
+    put("TaskOutcomeRecorded", "contacted", TaskOutcomeRecorded(outcome_id="o-1", task_id="t-1", tenant_id="demo",
+                                                                one_id="p-1", consultant_id="c-01", outcome="contacted",
+                                                                recorded_at=T))
+    return out
+
+
+def main() -> None:
+    for model, items in examples().items():
+        folder = HERE / model
+        folder.mkdir(exist_ok=True)
+        for name, text in items.items():
+            path = folder / f"{VERSION}-{name}.json"
+            if not path.exists():
+                path.write_text(text + "\n", encoding="utf-8")
+                print(f"wrote {path.relative_to(HERE.parent.parent)}")
+
+
+if __name__ == "__main__":
+    main()
