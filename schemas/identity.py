@@ -36,6 +36,9 @@ class LinkedIdentifier(BaseModel):
     # The identifier's keyed hash (HMAC per tenant): stable, so it can be flagged (e.g. a bad number).
     link_id: str
     masked: str
+    # What the value says without showing it (phones: mobile, landline, virtual_operator,
+    # sequential_digits, repeated_digits, foreign).
+    facts: list[str] = []
 
 
 class TouchpointIdentified(Event):

@@ -13,13 +13,14 @@ from leadflow.runtime.errors import RetryLater
 from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import LinkedIdentifier, PersonsMerged, RejectedIdentifier, TouchpointIdentified
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
-from schemas.touchpoints import Identifier, TouchpointReceived
+from schemas.touchpoints import Identifier, IdentifierType, TouchpointReceived
 from services.identity.adapters.locks import LeaseTimeout, PersonLeases
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault
 from services.identity.domain import keys
 from services.identity.domain.masking import mask
 from services.identity.domain.normalize import NormalizedIdentifier, normalize
+from services.identity.domain.phone_facts import phone_facts
 from services.identity.domain.policy import PolicyBook
 from services.identity.domain.stitching import Plan, Seen, plan, prepare
 
@@ -112,7 +113,8 @@ class IdentityService:
                 Identifier(type=i.type, value=mask(i.type, i.value), namespace=i.namespace or None) for _, i in linked
             ]}),
             identifiers=[
-                LinkedIdentifier(type=i.type, namespace=i.namespace or None, link_id=k, masked=mask(i.type, i.value))
+                LinkedIdentifier(type=i.type, namespace=i.namespace or None, link_id=k, masked=mask(i.type, i.value),
+                                 facts=phone_facts(i.value) if i.type is IdentifierType.PHONE else [])
                 for k, i in linked
             ],
             rejected_identifiers=[

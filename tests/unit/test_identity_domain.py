@@ -434,3 +434,19 @@ def test_split_winner_is_independent_of_input_order(persons, rnd: random.Random)
 def test_split_winner_same_for_every_permutation(case):
     persons, permutation = case
     assert split_winner(permutation) == split_winner(persons)
+
+
+# ---- phone facts ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("number, expected", [
+    ("+8613912345678", ["mobile", "sequential_digits"]),
+    ("+8613952718346", ["mobile"]),
+    ("+8617012349876", ["mobile", "virtual_operator"]),
+    ("+8616512349876", ["mobile", "virtual_operator"]),
+    ("+862152718346", ["landline"]),
+    ("+8613888888889", ["mobile", "repeated_digits"]),
+    ("+14155552671", ["foreign", "mobile"]),
+])
+def test_phone_facts_describe_a_number_without_showing_it(number, expected):
+    from services.identity.domain.phone_facts import phone_facts
+
+    assert phone_facts(number) == expected
