@@ -1,4 +1,5 @@
-"""notify use cases: create and route follow-up tasks, record consultants' outcomes, manage consultants."""
+"""notify use cases: create and route follow-up tasks, follow merges and erasures of persons, record
+consultants' outcomes, manage consultants."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any
 
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.sdk import EventProducer
+from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.scores import ScoreChanged
 from schemas.tasks import Outcome, TaskCreated, TaskOutcomeRecorded, TaskStatus
 from schemas.topics import TASKS_EVENTS, TASKS_OUTCOMES
-from services.notify.adapters.repository import NotifyRepository
+from services.notify.adapters.repository import NotifyRepository, open_task_ids
+from services.notify.domain.merging import OpenTask, one_per_consultant, primary
 from services.notify.domain.tasks import due_at, route, task_id, task_reason
 
 # Outcomes after which there is nothing left to follow up on this task.
@@ -37,17 +40,26 @@ class NotifyService:
         self._clock = clock
         self._producer = producer  # only the API process publishes outcomes
         self._prefix = topic_prefix
+        # A worker's two agents (score changes, identity changes) write the same slots and tasks, and Faust
+        # gives the same partition of both topics to the same worker: one change at a time.
+        self._writing = asyncio.Lock()
 
     async def on_score_changed(self, change: ScoreChanged) -> Handled:
-        tenant, one_id = change.tenant_id, change.one_id
+        async with self._writing:
+            return await self._score_changed(change)
+
+    async def _score_changed(self, change: ScoreChanged) -> Handled:
+        tenant = change.tenant_id
+        one_id, slot = await self.repo.resolve(tenant, change.one_id)  # a merged person's change: the survivor's
         tid = task_id(tenant, one_id, change.trigger.event_id)
-        open_id = await self.repo.open_task_id(tenant, one_id)
-        if open_id == tid:  # a replay of the change that created the open task: emit it again
+        if slot is not None and slot.get("open_task_id") == tid:  # a replay of the change that created it
             doc = await self.repo.task(tenant, tid)
             return Handled([Outgoing(TASKS_EVENTS, one_id, TaskCreated.model_validate(doc["event"]))])
-        reason = task_reason(change, has_open_task=open_id is not None)
+        reason = task_reason(change, has_open_task=bool(open_task_ids(slot)))
         if reason is None:
             return Handled()
+        if slot is None and await self.repo.is_erased(tenant, one_id):
+            return Handled()  # sent before the person was erased: nothing may bring them back
         now = self._clock()
         assignment = route(change.lead.store_id, await self.repo.consultants_with_load(tenant))
         event = TaskCreated(
@@ -83,8 +95,53 @@ class NotifyService:
         })
         if created and assignment.consultant_id:
             await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
-        await self.repo.take_slot(tenant, one_id, tid)
+        elif not created:  # a replay after a crash: the task as it was created, unless it is closed by now
+            existing = await self.repo.task(tenant, tid)
+            if existing is None or existing["status"] != TaskStatus.OPEN.value:
+                return Handled()
+            event = TaskCreated.model_validate(existing["event"])
+        before = await self.repo.take_slot(tenant, one_id, tid)
+        if before is None and await self.repo.is_erased(tenant, one_id):
+            await self.repo.drop_task(tenant, tid)  # the person was erased meanwhile (by another worker)
+            await self.repo.drop_slot(tenant, one_id)
+            return Handled()
         return Handled([Outgoing(TASKS_EVENTS, one_id, event)])
+
+    # ---- identity changes ------------------------------------------------------------------------
+    async def on_identity_changed(self, change: PersonsMerged | PersonSplit | PersonErased) -> Handled:
+        """Merged: the loser's open tasks move to the winner, at most one per consultant stays open.
+        Split: the source keeps its tasks; the new person gets one when its own score warrants it.
+        Erased: the persons' tasks, outcomes and slots are deleted."""
+        tenant = change.tenant_id
+        async with self._writing:
+            match change:
+                case PersonsMerged():
+                    if await self.repo.is_erased(tenant, change.winner) or await self.repo.is_erased(tenant, change.loser):
+                        return Handled()  # a replay after an erasure must not bring anybody back
+                    # The slot redirects first. A replay finds the tombstone, which still names the tasks:
+                    # moving them again changes nothing.
+                    buried = await self.repo.bury_slot(tenant, change.loser, change.winner)
+                    await self._gather(tenant, change.winner, open_task_ids(buried))
+                case PersonErased():
+                    await self.repo.erase(tenant, change.one_ids, at=change.erased_at)
+        return Handled()
+
+    async def _gather(self, tenant: str, one_id: str, task_ids: list[str]) -> None:
+        """Give these open tasks to `one_id` (or whom it lives on as); one per consultant stays open."""
+        one_id, slot = await self.repo.resolve(tenant, one_id)
+        for tid in task_ids:
+            await self.repo.move_task(tid, one_id)
+        tasks = [await self.repo.task(tenant, tid) for tid in dict.fromkeys([*open_task_ids(slot), *task_ids])]
+        kept, closing = one_per_consultant(
+            OpenTask(t["_id"], t.get("consultant_id"), t["created_at"])
+            for t in tasks if t is not None and t["status"] == TaskStatus.OPEN.value
+        )
+        for duplicate, instead in closing:
+            await self.repo.close_duplicate(duplicate.task_id, instead.task_id, self._clock())
+            if duplicate.consultant_id:
+                await self.repo.count_open_task(tenant, duplicate.consultant_id, -1)
+        first = primary(kept, (slot or {}).get("open_task_id"))
+        await self.repo.set_slot(tenant, one_id, first, [t.task_id for t in kept if t.task_id != first])
 
     # ---- consultants' side (called from the API) -------------------------------------------------
     async def record_outcome(

@@ -1,23 +1,27 @@
-"""scoring use cases: re-score a person when their lead changes; answer score queries."""
+"""scoring use cases: re-score a person when their lead changes; fold, split and erase persons as
+identity decides; answer score queries."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from leadflow.runtime.messages import Handled, Outgoing
-from schemas.leads import LeadSnapshot, LeadUpdated
+from schemas.identity import PersonErased, PersonsMerged, PersonSplit
+from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
 from schemas.scores import Contribution, Grade, ScoreChanged
 from schemas.topics import SCORES_CHANGES
 from schemas.touchpoints import EventType
 from services.scoring.adapters.repository import ScoreRepository
+from services.scoring.domain.merging import RECENT_TRIGGERS_KEPT, History, covers, join, split
 from services.scoring.domain.rules import RuleSet
 from services.scoring.domain.score import Scored, Signal, add_signal, score, worth_emitting
 
 _CHANGE_NS = uuid.UUID("3d3b6a0e-2f7c-4f0b-8d8e-1c9f4f5e2a77")
-RECENT_TRIGGERS_KEPT = 256
 
 
 class ScoringService:
@@ -25,71 +29,190 @@ class ScoringService:
         self.repo = repo
         self.rules = rules
         self._clock = clock
+        # A worker's two agents (lead changes, identity changes) write the same documents, and Faust gives
+        # the same partition of both topics to the same worker: one change at a time keeps every
+        # document single-writer (`leadflow/runtime/state.py`).
+        self._writing = asyncio.Lock()
 
+    # ---- lead changes ----------------------------------------------------------------------------
     async def on_lead_updated(self, change: LeadUpdated) -> Handled:
-        doc = await self.repo.get(change.tenant_id, change.one_id) or {}
-        trigger_id = change.trigger.event_id
-        if trigger_id in doc.get("recent_triggers", ()):
-            last = doc.get("last_change")
-            if last and last["trigger"]["event_id"] == trigger_id:
-                # Replay of the newest change: the first attempt may not have reached the broker.
-                return Handled([Outgoing(SCORES_CHANGES, change.one_id, ScoreChanged.model_validate(last))])
+        async with self._writing:
+            return await self._lead_updated(change)
+
+    async def _lead_updated(self, change: LeadUpdated) -> Handled:
+        tenant, trigger_id = change.tenant_id, change.trigger.event_id
+        target, doc = await self.repo.resolve(tenant, change.one_id)  # a merged person's: the survivor's
+        if doc is None and await self.repo.is_erased(tenant, target):
+            return Handled()  # sent before the person was erased: nothing may bring them back
+        moved_to = _history(doc).moved_to(trigger_id)
+        if moved_to:  # a touchpoint that a split gave to another person, applied by leads before the split
+            target, doc = await self.repo.resolve(tenant, moved_to)
+        # A change of another person (a merged one's, or one a split moved away) brings its signal along,
+        # but its snapshot and version count on that person's sequence, not on this one's.
+        own = target == change.one_id
+        history = _history(doc)
+        known = trigger_id in history.triggers
+        newer = own and change.version > history.lead_version
+        if known and not newer:
+            # A replay. Send again what it caused if that was the last change: the first attempt may not
+            # have reached the broker.
+            last, source = (doc or {}).get("last_change"), (doc or {}).get("last_source")
+            if last and (source == change.change_id if source else last["trigger"]["event_id"] == trigger_id):
+                return Handled([Outgoing(SCORES_CHANGES, target, ScoreChanged.model_validate(last))])
             return Handled()
-
-        signals = tuple(
-            Signal(s["event_id"], EventType(s["event_type"]), s["occurred_at"]) for s in doc.get("signals", ())
-        )
-        signals = add_signal(signals, Signal(trigger_id, change.trigger.event_type, change.trigger.occurred_at))
-        lead = change.lead
-        if doc.get("lead_version", 0) > change.version:
-            lead = LeadSnapshot.model_validate(doc["lead"])  # keep the newer snapshot we already have
-        now = self._clock()
-        before = _scored(doc)
-        after = score(signals, lead, self.rules, now)
-        previous_lead = doc.get("lead")
-        emit = worth_emitting(before, after, self.rules) or previous_lead != lead.model_dump(mode="json")
-
-        fields: dict[str, Any] = {
-            "tenant_id": change.tenant_id,
-            "one_id": change.one_id,
-            "signals": [{"event_id": s.event_id, "event_type": s.event_type.value, "occurred_at": s.occurred_at} for s in signals],
-            "score": after.score,
-            "grade": after.grade.value,
-            "contributions": [c.model_dump() for c in after.contributions],
-            "lead": lead.model_dump(mode="json"),
-            "lead_version": max(doc.get("lead_version", 0), change.version),
-            "scored_at": now,
-            "rules": f"{self.rules.name}@{self.rules.version}",
-            "recent_triggers": (list(doc.get("recent_triggers", ())) + [trigger_id])[-RECENT_TRIGGERS_KEPT:],
-        }
-        outgoing = []
-        if emit:
-            event = ScoreChanged(
-                change_id=str(uuid.uuid5(_CHANGE_NS, f"{change.tenant_id}\x1f{trigger_id}")),
-                tenant_id=change.tenant_id,
-                one_id=change.one_id,
-                score=after.score,
-                grade=after.grade,
-                previous_grade=before.grade if before else None,
-                contributions=list(after.contributions),
-                trigger=change.trigger,
-                lead=lead,
-                scored_at=now,
+        if not known:
+            history = replace(
+                history,
+                signals=add_signal(history.signals, Signal(trigger_id, change.trigger.event_type, change.trigger.occurred_at)),
+                triggers=(history.triggers + (trigger_id,))[-RECENT_TRIGGERS_KEPT:],
             )
-            fields["last_change"] = event.model_dump(mode="json")
-            outgoing.append(Outgoing(SCORES_CHANGES, change.one_id, event))
-        await self.repo.save(change.tenant_id, change.one_id, fields, version=doc.get("version", 0) + 1)
+        if newer or history.lead is None:
+            history = replace(history, lead=change.lead, lead_version=change.version if own else 0)
+        history = replace(history, trigger=change.trigger)
+        # A known trigger with a newer lead (leads' change after a merge or split) is a change of its own.
+        key = trigger_id if not known else f"{trigger_id}\x1f{change.change_id}"
+        outgoing = await self._rescore(doc, tenant, target, history, key=key, source=change.change_id)
+        if doc is None and await self.repo.is_erased(tenant, target):
+            await self.repo.delete(tenant, target)  # erased meanwhile (by another worker)
+            return Handled()
         return Handled(outgoing)
+
+    # ---- identity changes ------------------------------------------------------------------------
+    async def on_identity_changed(self, change: PersonsMerged | PersonSplit | PersonErased) -> Handled:
+        async with self._writing:
+            match change:
+                case PersonsMerged():
+                    return await self._merged(change)
+                case PersonSplit():
+                    return await self._split(change)
+                case PersonErased():
+                    await self.repo.erase(change.tenant_id, change.one_ids, at=change.erased_at)
+                    return Handled()
+
+    async def _merged(self, merge: PersonsMerged) -> Handled:
+        """Fold the loser's signals into the winner's and re-score; the loser redirects late changes."""
+        tenant = merge.tenant_id
+        if await self._any_erased(tenant, merge.winner, merge.loser):
+            return Handled()  # a replay after an erasure must not bring anybody back
+        # The tombstone first, keeping the loser's state: a replay after a crash still has it to fold.
+        buried = await self.repo.get(tenant, merge.loser)
+        if buried is None or not buried.get("merged_into"):
+            buried = {**(buried or {"tenant_id": tenant, "one_id": merge.loser}), "merged_into": merge.winner}
+            await self.repo.save(tenant, merge.loser, buried, version=buried.get("version", 0) + 1)
+        target, _ = await self.repo.resolve(tenant, merge.winner)  # the winner may be merged by now
+        if target == merge.loser:
+            raise RuntimeError(f"merge {merge.merge_id} would merge {merge.loser} into itself")
+        return Handled(await self._join(tenant, target, _history(buried), cause=merge.merge_id))
+
+    async def _split(self, split_: PersonSplit) -> Handled:
+        """The moved events' signals go to the new person; both are re-scored."""
+        tenant = split_.tenant_id
+        if await self._any_erased(tenant, split_.source, split_.new_one_id):
+            return Handled()
+        source, doc = await self.repo.resolve(tenant, split_.source)
+        new, _ = await self.repo.resolve(tenant, split_.new_one_id)
+        history = _history(doc)
+        staying, moving = split(history, set(split_.moved_event_ids), to=new)
+        # The new person first: if we die before the source lets go, the replay finds it all again.
+        outgoing = await self._join(tenant, new, moving, cause=split_.split_id)
+        if staying == history:  # let go already (a replay)
+            return Handled(outgoing + _again(doc, source, split_.split_id))
+        return Handled(outgoing + await self._rescore(doc, tenant, source, staying, key=f"{split_.split_id}\x1f{source}",
+                                                      source=_identity_source(split_.split_id)))
+
+    async def _join(self, tenant: str, target: str, other: History, *, cause: str) -> list[Outgoing]:
+        """Fold `other` into the target's history and re-score (idempotent: signals are a set)."""
+        doc = await self.repo.get(tenant, target)
+        history = _history(doc)
+        if covers(history, other):
+            return _again(doc, target, cause)  # folded already (a replay)
+        return await self._rescore(doc, tenant, target, join(history, other), key=f"{cause}\x1f{target}",
+                                   source=_identity_source(cause))
+
+    async def _any_erased(self, tenant: str, *one_ids: str) -> bool:
+        return any([await self.repo.is_erased(tenant, one_id) for one_id in one_ids])
+
+    # ---- scoring ---------------------------------------------------------------------------------
+    async def _rescore(self, doc: dict[str, Any] | None, tenant: str, one_id: str, history: History, *,
+                       key: str, source: str) -> list[Outgoing]:
+        """Store the person re-scored on `history`; a ScoreChanged where the emission rule says so."""
+        now = self._clock()
+        fields: dict[str, Any] = {"tenant_id": tenant, "one_id": one_id, **_fields(history), "scored_at": now,
+                                  "rules": f"{self.rules.name}@{self.rules.version}"}
+        outgoing = []
+        if history.lead is not None:  # without a snapshot (a split's new person) it waits for leads
+            before = _scored(doc or {})
+            after = score(history.signals, history.lead, self.rules, now)
+            fields.update(score=after.score, grade=after.grade.value, contributions=[c.model_dump() for c in after.contributions])
+            lead_changed = (doc or {}).get("lead") != fields["lead"]
+            if (worth_emitting(before, after, self.rules) or lead_changed) and history.trigger is not None:
+                event = ScoreChanged(
+                    change_id=str(uuid.uuid5(_CHANGE_NS, f"{tenant}\x1f{key}")),
+                    tenant_id=tenant,
+                    one_id=one_id,
+                    score=after.score,
+                    grade=after.grade,
+                    previous_grade=before.grade if before else None,
+                    contributions=list(after.contributions),
+                    trigger=history.trigger,
+                    lead=history.lead,
+                    scored_at=now,
+                )
+                fields["last_change"] = event.model_dump(mode="json")
+                fields["last_source"] = source
+                outgoing.append(Outgoing(SCORES_CHANGES, one_id, event))
+        await self.repo.save(tenant, one_id, fields, version=(doc or {}).get("version", 0) + 1)
+        return outgoing
 
     # ---- queries ---------------------------------------------------------------------------------
     async def get(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
-        return await self.repo.get(tenant_id, one_id)
+        """The score of the person `one_id` lives on as (a merged one_id leads to the survivor's)."""
+        _, doc = await self.repo.resolve(tenant_id, one_id)
+        return doc
 
     async def one_ids_with_grade(self, tenant_id: str, grades: list[str], limit: int) -> list[str]:
         return await self.repo.one_ids_with_grade(tenant_id, grades, limit)
 
     async def many(self, tenant_id: str, one_ids: list[str]) -> dict[str, dict[str, Any]]:
         return await self.repo.many(tenant_id, one_ids)
+
+
+def _identity_source(cause: str) -> str:
+    return f"identity\x1f{cause}"
+
+
+def _again(doc: dict[str, Any] | None, one_id: str, cause: str) -> list[Outgoing]:
+    """A replayed identity change sends again what it caused, if that is still the last change."""
+    if doc and doc.get("last_source") == _identity_source(cause):
+        return [Outgoing(SCORES_CHANGES, one_id, ScoreChanged.model_validate(doc["last_change"]))]
+    return []
+
+
+def _history(doc: dict[str, Any] | None) -> History:
+    if not doc:
+        return History()
+    return History(
+        signals=tuple(Signal(s["event_id"], EventType(s["event_type"]), s["occurred_at"]) for s in doc.get("signals", ())),
+        triggers=tuple(doc.get("recent_triggers", ())),
+        lead=LeadSnapshot.model_validate(doc["lead"]) if doc.get("lead") else None,
+        lead_version=doc.get("lead_version", 0),
+        # Documents from before `trigger` was kept: the trigger of the last change sent.
+        trigger=Trigger.model_validate(doc["trigger"]) if doc.get("trigger")
+        else Trigger.model_validate(doc["last_change"]["trigger"]) if doc.get("last_change") else None,
+        moved_out=tuple((m["event_id"], m["one_id"]) for m in doc.get("moved_out", ())),
+    )
+
+
+def _fields(history: History) -> dict[str, Any]:
+    return {
+        "signals": [{"event_id": s.event_id, "event_type": s.event_type.value, "occurred_at": s.occurred_at}
+                    for s in history.signals],
+        "recent_triggers": list(history.triggers),
+        "lead": history.lead.model_dump(mode="json") if history.lead else None,
+        "lead_version": history.lead_version,
+        "trigger": history.trigger.model_dump(mode="json") if history.trigger else None,
+        "moved_out": [{"event_id": e, "one_id": o} for e, o in history.moved_out],  # FerretDB v1: no nested arrays
+    }
 
 
 def _scored(doc: dict[str, Any]) -> Scored | None:

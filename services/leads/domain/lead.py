@@ -22,8 +22,8 @@ class Transition:
     from_stage: Stage | None
     to_stage: Stage
     at: datetime
-    cause_event_id: str
-    cause_event_type: EventType
+    cause_event_id: str  # the touchpoint, or the merge (merge_id) that moved the stage
+    cause_event_type: EventType | str  # an event type, or "merged"
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,12 @@ class Lead:
     first_seen_at: datetime | None = None
     last_seen_at: datetime | None = None
     recent_event_ids: tuple[str, ...] = field(default=())
+    # The newest touchpoint (by occurred_at): the trigger of a change that a merge or split makes.
+    last_trigger: Trigger | None = None
+    # Persons merged into this one (transitively): their timeline entries are this person's too.
+    absorbed: tuple[str, ...] = ()
+    # False for a lead older than the touchpoint timeline, which a split cannot rebuild.
+    on_timeline: bool = True
 
     def snapshot(self) -> LeadSnapshot:
         return LeadSnapshot(
@@ -105,6 +111,8 @@ def apply(lead: Lead | None, event: TouchpointIdentified) -> tuple[Lead, Transit
     )
     first = min(filter(None, (lead.first_seen_at, tp.occurred_at)))
     last = max(filter(None, (lead.last_seen_at, tp.occurred_at)))
+    newest = lead.last_trigger
+    last_trigger = trigger_of(event) if newest is None or tp.occurred_at >= newest.occurred_at else newest
     updated = replace(
         lead,
         version=lead.version + 1,
@@ -122,5 +130,6 @@ def apply(lead: Lead | None, event: TouchpointIdentified) -> tuple[Lead, Transit
         first_seen_at=first,
         last_seen_at=last,
         recent_event_ids=(lead.recent_event_ids + (tp.event_id,))[-RECENT_EVENTS_KEPT:],
+        last_trigger=last_trigger,
     )
     return updated, transition, True

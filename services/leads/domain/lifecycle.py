@@ -44,3 +44,10 @@ def next_stage(current: Stage, event_type: EventType, reachable: bool) -> Stage:
     if current not in _RANK:
         return target if target in _RANK else current
     return target if _RANK.get(target, -1) > _RANK[current] else current
+
+
+def further(current: Stage, other: Stage) -> Stage:
+    """The stage further along the main path; off it (lost, dormant, reactivated) `current` stands."""
+    if current in _RANK and other in _RANK and _RANK[other] > _RANK[current]:
+        return other
+    return current

@@ -1,5 +1,7 @@
-"""The notify store: the only writer of `consultants`, `tasks`, `task_slots` (the one open task of a
-person) and `task_outcomes`.
+"""The notify store: the only writer of `consultants`, `tasks`, `task_slots` (the open task of a
+person: `open_task_id`, plus `also_open` with other consultants after a merge; a merged person's slot
+redirects with `merged_into`), `task_outcomes` and `task_erasures` (a digest of every erased one_id,
+never the one_id, so that a score change still in flight cannot bring the person back).
 
 Hot-path filters are `{_id: …}` alone (FerretDB v1 scans for anything else); consultants carry an
 `open_tasks` counter so routing needs no count over tasks.
@@ -7,6 +9,7 @@ Hot-path filters are `{_id: …}` alone (FerretDB v1 scans for anything else); c
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -15,11 +18,26 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from schemas.tasks import TaskStatus
+from services.notify.domain.merging import DUPLICATE_AFTER_MERGE
 from services.notify.domain.tasks import Consultant
+
+
+MAX_HOPS = 64  # merge chains are a few hops long; more means a cycle, which identity rules out
 
 
 def _pid(tenant_id: str, one_id: str) -> str:
     return f"{tenant_id}\x1f{one_id}"
+
+
+def erasure_id(tenant_id: str, one_id: str) -> str:
+    return hashlib.sha256(f"{tenant_id}\x1f{one_id}".encode()).hexdigest()
+
+
+def open_task_ids(slot: dict[str, Any] | None) -> list[str]:
+    """The open tasks a slot names: its own first, then those a merge brought along."""
+    if not slot:
+        return []
+    return [t for t in (slot.get("open_task_id"), *slot.get("also_open", ())) if t]
 
 
 class NotifyRepository:
@@ -28,9 +46,10 @@ class NotifyRepository:
         self.tasks = db["tasks"]
         self.slots = db["task_slots"]
         self.outcomes = db["task_outcomes"]
+        self.erasures = db["task_erasures"]
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes)
+        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes, self.erasures)
         await self.tasks.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("status", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("due_at", ASCENDING)])
@@ -58,25 +77,82 @@ class NotifyRepository:
     async def count_open_task(self, tenant_id: str, consultant_id: str, delta: int) -> None:
         await self.consultants.update_one({"_id": _pid(tenant_id, consultant_id)}, {"$inc": {"open_tasks": delta}})
 
-    # ---- tasks -----------------------------------------------------------------------------------
-    async def open_task_id(self, tenant_id: str, one_id: str) -> str | None:
-        doc = await self.slots.find_one({"_id": _pid(tenant_id, one_id)})
-        return doc.get("open_task_id") if doc else None
+    # ---- tasks and slots -------------------------------------------------------------------------
+    async def slot(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
+        return await find_owned(self.slots, tenant_id, _pid(tenant_id, one_id))
+
+    async def resolve(self, tenant_id: str, one_id: str) -> tuple[str, dict[str, Any] | None]:
+        """The person `one_id` lives on as, following merges, and their slot."""
+        for _ in range(MAX_HOPS):
+            slot = await self.slot(tenant_id, one_id)
+            if slot is None or not slot.get("merged_into"):
+                return one_id, slot
+            one_id = slot["merged_into"]
+        raise RuntimeError(f"merge chain longer than {MAX_HOPS} hops from {one_id}")
 
     async def create_task(self, doc: dict[str, Any]) -> bool:
         """Store a new task; False if it exists already (a replay)."""
         return await insert_once(self.tasks, doc)
 
-    async def take_slot(self, tenant_id: str, one_id: str, task_id: str) -> None:
-        await self.slots.update_one(
+    async def take_slot(self, tenant_id: str, one_id: str, task_id: str) -> dict[str, Any] | None:
+        """Name `task_id` the person's open task; returns the slot as it was (None: there was none)."""
+        return await self._set_slot(tenant_id, one_id, {"open_task_id": task_id})
+
+    async def set_slot(self, tenant_id: str, one_id: str, open_task_id: str | None, also_open: list[str]) -> None:
+        await self._set_slot(tenant_id, one_id, {"open_task_id": open_task_id, "also_open": also_open})
+
+    async def bury_slot(self, tenant_id: str, loser: str, winner: str) -> dict[str, Any] | None:
+        """The merged person's slot redirects to the winner; returns it as it was (with its open tasks)."""
+        return await self._set_slot(tenant_id, loser, {"merged_into": winner})
+
+    async def _set_slot(self, tenant_id: str, one_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        return await self.slots.find_one_and_update(
             {"_id": _pid(tenant_id, one_id)},
-            {"$set": {"tenant_id": tenant_id, "one_id": one_id, "open_task_id": task_id}},
+            {"$set": {"tenant_id": tenant_id, "one_id": one_id, **fields}},
             upsert=True,
-        )
+            return_document=ReturnDocument.BEFORE,
+        )  # no projection: FerretDB v1 does not implement it for findAndModify
 
     async def free_slot(self, tenant_id: str, one_id: str, task_id: str) -> None:
-        if await self.open_task_id(tenant_id, one_id) == task_id:
-            await self.slots.update_one({"_id": _pid(tenant_id, one_id)}, {"$set": {"open_task_id": None}})
+        slot = await self.slot(tenant_id, one_id)
+        still_open = [t for t in open_task_ids(slot) if t != task_id]
+        if slot is not None and len(still_open) < len(open_task_ids(slot)):
+            await self.slots.update_one({"_id": _pid(tenant_id, one_id)}, {"$set": {
+                "open_task_id": still_open[0] if still_open else None, "also_open": still_open[1:]}})
+
+    async def move_task(self, task_id: str, one_id: str) -> None:
+        await self.tasks.update_one({"_id": task_id}, {"$set": {"one_id": one_id}})  # the caller checked the tenant
+
+    async def close_duplicate(self, task_id: str, kept_task_id: str, now: datetime) -> None:
+        """Close an open task that duplicates `kept_task_id` after a merge (the caller saw it open)."""
+        await self.tasks.update_one({"_id": task_id}, {"$set": {
+            "status": TaskStatus.DONE.value, "closed_reason": DUPLICATE_AFTER_MERGE, "duplicate_of": kept_task_id,
+            "closed_at": now, "updated_at": now}})
+
+    # ---- erasure ---------------------------------------------------------------------------------
+    async def is_erased(self, tenant_id: str, one_id: str) -> bool:
+        return await self.erasures.find_one({"_id": erasure_id(tenant_id, one_id)}) is not None
+
+    async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> None:
+        """Delete the persons' tasks, outcomes and slots, counting their open tasks off. The markers go
+        first: a task created while this runs is either found below or finds the marker afterwards."""
+        for one_id in one_ids:
+            await insert_once(self.erasures, {"_id": erasure_id(tenant_id, one_id), "tenant_id": tenant_id, "at": at})
+        task_ids = [d["_id"] async for d in self.tasks.find({"tenant_id": tenant_id, "one_id": {"$in": one_ids}}, {"_id": 1})]
+        for task_id in task_ids:
+            await self.drop_task(tenant_id, task_id)
+        await self.outcomes.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
+        for one_id in one_ids:
+            await self.slots.delete_one({"_id": _pid(tenant_id, one_id)})
+
+    async def drop_task(self, tenant_id: str, task_id: str) -> None:
+        """Delete a task; an open one no longer counts for its consultant."""
+        gone = await self.tasks.find_one_and_delete({"_id": task_id})
+        if gone and gone["status"] == TaskStatus.OPEN.value and gone.get("consultant_id"):
+            await self.count_open_task(tenant_id, gone["consultant_id"], -1)
+
+    async def drop_slot(self, tenant_id: str, one_id: str) -> None:
+        await self.slots.delete_one({"_id": _pid(tenant_id, one_id)})
 
     async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
         return await find_owned(self.tasks, tenant_id, task_id)

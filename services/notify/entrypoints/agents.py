@@ -1,15 +1,22 @@
-"""notify agents. Consumes scores.changes; produces tasks.events;
-dead letters go to scores.changes.notify.dlq."""
+"""notify agents. Consumes scores.changes and identity.merges (merges, splits, erasures);
+produces tasks.events; dead letters go to scores.changes.notify.dlq and identity.merges.notify.dlq."""
 
 from __future__ import annotations
 
 from leadflow.runtime.worker import Channels
+from schemas.identity import IdentityChanged
 from schemas.scores import ScoreChanged
-from schemas.topics import SCORES_CHANGES
+from schemas.topics import IDENTITY_MERGES, SCORES_CHANGES
 from services.notify.handlers import NotifyService
 
 
 def register(channels: Channels, service: NotifyService) -> None:
     channels.consume(
         SCORES_CHANGES, decode=ScoreChanged.from_bytes, handle=service.on_score_changed, name="notify.create_tasks"
+    )
+    channels.consume(
+        IDENTITY_MERGES,
+        decode=IdentityChanged.from_bytes,
+        handle=service.on_identity_changed,
+        name="notify.identity_changes",
     )

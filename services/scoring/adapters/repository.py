@@ -1,42 +1,82 @@
-"""The scoring store: the only writer of `scores`, one state document per person."""
+"""The scoring store: the only writer of `scores` (one state document per person; a merged person's
+stays as a tombstone with `merged_into` and its last state) and `score_erasures` (a digest of every
+erased one_id, never the one_id, so that a lead change still in flight cannot bring the person back)."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.state import StateDocuments
-from leadflow.runtime.store import ensure_collections
+from leadflow.runtime.store import ensure_collections, insert_once
+
+MAX_HOPS = 64  # merge chains are a few hops long; more means a cycle, which identity rules out
+_LIVE = {"merged_into": {"$exists": False}}
 
 
 def score_doc_id(tenant_id: str, one_id: str) -> str:
     return f"{tenant_id}\x1f{one_id}"
 
 
+def erasure_id(tenant_id: str, one_id: str) -> str:
+    return hashlib.sha256(f"{tenant_id}\x1f{one_id}".encode()).hexdigest()
+
+
 class ScoreRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.scores = db["scores"]
+        self.erasures = db["score_erasures"]
         self._docs = StateDocuments(self.scores)
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.scores)
+        await ensure_collections(self.scores, self.erasures)
         await self.scores.create_index([("tenant_id", ASCENDING), ("grade", ASCENDING), ("score", DESCENDING)])
 
     async def get(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
-        return await self._docs.load(score_doc_id(tenant_id, one_id))
+        doc = await self._docs.load(score_doc_id(tenant_id, one_id))
+        return doc if doc is not None and doc.get("tenant_id") == tenant_id else None
 
     async def save(self, tenant_id: str, one_id: str, fields: dict[str, Any], *, version: int) -> None:
-        await self._docs.save(score_doc_id(tenant_id, one_id), fields, version=version)
+        """Write the person's document whole (see `leadflow/runtime/state.py` for why without compare-and-set)."""
+        await self._docs.save(score_doc_id(tenant_id, one_id), {k: v for k, v in fields.items() if k != "_id"},
+                              version=version)
 
+    async def resolve(self, tenant_id: str, one_id: str) -> tuple[str, dict[str, Any] | None]:
+        """The person `one_id` lives on as, following merges, and their document."""
+        for _ in range(MAX_HOPS):
+            doc = await self.get(tenant_id, one_id)
+            if doc is None or not doc.get("merged_into"):
+                return one_id, doc
+            one_id = doc["merged_into"]
+        raise RuntimeError(f"merge chain longer than {MAX_HOPS} hops from {one_id}")
+
+    async def delete(self, tenant_id: str, one_id: str) -> None:
+        await self.scores.delete_one({"_id": score_doc_id(tenant_id, one_id)})
+
+    # ---- erasure ---------------------------------------------------------------------------------
+    async def is_erased(self, tenant_id: str, one_id: str) -> bool:
+        return await self.erasures.find_one({"_id": erasure_id(tenant_id, one_id)}) is not None
+
+    async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> None:
+        """Delete the persons' scores. The marker goes first: a change applied while this runs either
+        lands before the delete, or sees the marker afterwards."""
+        for one_id in one_ids:
+            await insert_once(self.erasures, {"_id": erasure_id(tenant_id, one_id), "tenant_id": tenant_id, "at": at})
+        for one_id in one_ids:
+            await self.delete(tenant_id, one_id)
+
+    # ---- reads -----------------------------------------------------------------------------------
     async def one_ids_with_grade(self, tenant_id: str, grades: list[str], limit: int) -> list[str]:
-        cursor = self.scores.find({"tenant_id": tenant_id, "grade": {"$in": grades}}, {"one_id": 1})
+        cursor = self.scores.find({"tenant_id": tenant_id, "grade": {"$in": grades}, **_LIVE}, {"one_id": 1})
         return [doc["one_id"] async for doc in cursor.sort("score", DESCENDING).limit(limit)]
 
     async def many(self, tenant_id: str, one_ids: list[str]) -> dict[str, dict[str, Any]]:
         cursor = self.scores.find(
-            {"tenant_id": tenant_id, "one_id": {"$in": one_ids}},
+            {"tenant_id": tenant_id, "one_id": {"$in": one_ids}, **_LIVE},
             {"one_id": 1, "score": 1, "grade": 1, "contributions": 1, "scored_at": 1},
         )
         return {doc["one_id"]: doc async for doc in cursor}
