@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
@@ -19,21 +18,19 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime.persons import ErasureMarkers, follow
 from leadflow.runtime.store import ensure_collections, insert_once
 from schemas.identity import TouchpointIdentified
 from schemas.leads import Stage, Trigger, Verdict
 from services.leads.domain.lead import Lead, Transition
 
 _LEAD_FIELDS = {f.name for f in fields(Lead)}
-MAX_HOPS = 64  # merge chains are a few hops long; more means a cycle, which identity rules out
 
 
 def lead_doc_id(tenant_id: str, one_id: str) -> str:
     return f"{tenant_id}\x1f{one_id}"
 
 
-def erasure_id(tenant_id: str, one_id: str) -> str:
-    return hashlib.sha256(f"{tenant_id}\x1f{one_id}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -49,10 +46,10 @@ class LeadRepository:
         self.leads = db["leads"]
         self.transitions = db["lead_transitions"]
         self.touchpoints = db["lead_touchpoints"]
-        self.erasures = db["lead_erasures"]
+        self.erasures = ErasureMarkers(db["lead_erasures"])
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.leads, self.transitions, self.touchpoints, self.erasures)
+        await ensure_collections(self.leads, self.transitions, self.touchpoints, self.erasures.collection)
         await self.leads.create_index([("tenant_id", ASCENDING), ("stage", ASCENDING)])
         await self.leads.create_index([("tenant_id", ASCENDING), ("verdict", ASCENDING), ("last_seen_at", DESCENDING)])
         await self.transitions.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING), ("at", ASCENDING)])
@@ -70,12 +67,7 @@ class LeadRepository:
 
     async def resolve(self, tenant_id: str, one_id: str) -> tuple[str, Stored | None]:
         """The person `one_id` lives on as, following merges, and what is stored for them."""
-        for _ in range(MAX_HOPS):
-            stored = await self.load(tenant_id, one_id)
-            if stored is None or stored.merged_into is None:
-                return one_id, stored
-            one_id = stored.merged_into
-        raise RuntimeError(f"merge chain longer than {MAX_HOPS} hops from {one_id}")
+        return await follow(one_id, lambda o: self.load(tenant_id, o), lambda stored: stored.merged_into)
 
     async def store(self, tenant_id: str, one_id: str, stored: Stored) -> None:
         """Write the person's document whole (see `leadflow/runtime/state.py` for why without compare-and-set)."""
@@ -140,13 +132,12 @@ class LeadRepository:
 
     # ---- erasure ---------------------------------------------------------------------------------
     async def is_erased(self, tenant_id: str, one_id: str) -> bool:
-        return await self.erasures.find_one({"_id": erasure_id(tenant_id, one_id)}) is not None
+        return await self.erasures.is_erased(tenant_id, one_id)
 
     async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> None:
         """Delete everything held on these persons. The marker goes first: a touchpoint applied while
         this runs either lands before the deletes below, or sees the marker afterwards."""
-        for one_id in one_ids:
-            await insert_once(self.erasures, {"_id": erasure_id(tenant_id, one_id), "tenant_id": tenant_id, "at": at})
+        await self.erasures.mark(tenant_id, one_ids, at)
         for one_id in one_ids:
             await self.leads.delete_one({"_id": lead_doc_id(tenant_id, one_id)})
         await self.touchpoints.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})

@@ -9,28 +9,25 @@ Hot-path filters are `{_id: …}` alone (FerretDB v1 scans for anything else); c
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime.persons import ErasureMarkers, follow
 from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from schemas.tasks import TaskStatus
 from services.notify.domain.merging import DUPLICATE_AFTER_MERGE
 from services.notify.domain.tasks import Consultant
 
 
-MAX_HOPS = 64  # merge chains are a few hops long; more means a cycle, which identity rules out
 
 
 def _pid(tenant_id: str, one_id: str) -> str:
     return f"{tenant_id}\x1f{one_id}"
 
 
-def erasure_id(tenant_id: str, one_id: str) -> str:
-    return hashlib.sha256(f"{tenant_id}\x1f{one_id}".encode()).hexdigest()
 
 
 def open_task_ids(slot: dict[str, Any] | None) -> list[str]:
@@ -46,10 +43,10 @@ class NotifyRepository:
         self.tasks = db["tasks"]
         self.slots = db["task_slots"]
         self.outcomes = db["task_outcomes"]
-        self.erasures = db["task_erasures"]
+        self.erasures = ErasureMarkers(db["task_erasures"])
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes, self.erasures)
+        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes, self.erasures.collection)
         await self.tasks.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("status", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("due_at", ASCENDING)])
@@ -83,12 +80,7 @@ class NotifyRepository:
 
     async def resolve(self, tenant_id: str, one_id: str) -> tuple[str, dict[str, Any] | None]:
         """The person `one_id` lives on as, following merges, and their slot."""
-        for _ in range(MAX_HOPS):
-            slot = await self.slot(tenant_id, one_id)
-            if slot is None or not slot.get("merged_into"):
-                return one_id, slot
-            one_id = slot["merged_into"]
-        raise RuntimeError(f"merge chain longer than {MAX_HOPS} hops from {one_id}")
+        return await follow(one_id, lambda o: self.slot(tenant_id, o), lambda slot: slot.get("merged_into"))
 
     async def create_task(self, doc: dict[str, Any]) -> bool:
         """Store a new task; False if it exists already (a replay)."""
@@ -131,13 +123,12 @@ class NotifyRepository:
 
     # ---- erasure ---------------------------------------------------------------------------------
     async def is_erased(self, tenant_id: str, one_id: str) -> bool:
-        return await self.erasures.find_one({"_id": erasure_id(tenant_id, one_id)}) is not None
+        return await self.erasures.is_erased(tenant_id, one_id)
 
     async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> None:
         """Delete the persons' tasks, outcomes and slots, counting their open tasks off. The markers go
         first: a task created while this runs is either found below or finds the marker afterwards."""
-        for one_id in one_ids:
-            await insert_once(self.erasures, {"_id": erasure_id(tenant_id, one_id), "tenant_id": tenant_id, "at": at})
+        await self.erasures.mark(tenant_id, one_ids, at)
         task_ids = [d["_id"] async for d in self.tasks.find({"tenant_id": tenant_id, "one_id": {"$in": one_ids}}, {"_id": 1})]
         for task_id in task_ids:
             await self.drop_task(tenant_id, task_id)

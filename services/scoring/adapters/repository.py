@@ -4,7 +4,6 @@ erased one_id, never the one_id, so that a lead change still in flight cannot br
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +11,9 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.state import StateDocuments
-from leadflow.runtime.store import ensure_collections, insert_once
+from leadflow.runtime.persons import ErasureMarkers, follow
+from leadflow.runtime.store import ensure_collections
 
-MAX_HOPS = 64  # merge chains are a few hops long; more means a cycle, which identity rules out
 _LIVE = {"merged_into": {"$exists": False}}
 
 
@@ -22,18 +21,16 @@ def score_doc_id(tenant_id: str, one_id: str) -> str:
     return f"{tenant_id}\x1f{one_id}"
 
 
-def erasure_id(tenant_id: str, one_id: str) -> str:
-    return hashlib.sha256(f"{tenant_id}\x1f{one_id}".encode()).hexdigest()
 
 
 class ScoreRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.scores = db["scores"]
-        self.erasures = db["score_erasures"]
+        self.erasures = ErasureMarkers(db["score_erasures"])
         self._docs = StateDocuments(self.scores)
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.scores, self.erasures)
+        await ensure_collections(self.scores, self.erasures.collection)
         await self.scores.create_index([("tenant_id", ASCENDING), ("grade", ASCENDING), ("score", DESCENDING)])
 
     async def get(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
@@ -47,25 +44,19 @@ class ScoreRepository:
 
     async def resolve(self, tenant_id: str, one_id: str) -> tuple[str, dict[str, Any] | None]:
         """The person `one_id` lives on as, following merges, and their document."""
-        for _ in range(MAX_HOPS):
-            doc = await self.get(tenant_id, one_id)
-            if doc is None or not doc.get("merged_into"):
-                return one_id, doc
-            one_id = doc["merged_into"]
-        raise RuntimeError(f"merge chain longer than {MAX_HOPS} hops from {one_id}")
+        return await follow(one_id, lambda o: self.get(tenant_id, o), lambda doc: doc.get("merged_into"))
 
     async def delete(self, tenant_id: str, one_id: str) -> None:
         await self.scores.delete_one({"_id": score_doc_id(tenant_id, one_id)})
 
     # ---- erasure ---------------------------------------------------------------------------------
     async def is_erased(self, tenant_id: str, one_id: str) -> bool:
-        return await self.erasures.find_one({"_id": erasure_id(tenant_id, one_id)}) is not None
+        return await self.erasures.is_erased(tenant_id, one_id)
 
     async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> None:
         """Delete the persons' scores. The marker goes first: a change applied while this runs either
         lands before the delete, or sees the marker afterwards."""
-        for one_id in one_ids:
-            await insert_once(self.erasures, {"_id": erasure_id(tenant_id, one_id), "tenant_id": tenant_id, "at": at})
+        await self.erasures.mark(tenant_id, one_ids, at)
         for one_id in one_ids:
             await self.delete(tenant_id, one_id)
 
