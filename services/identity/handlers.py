@@ -19,7 +19,7 @@ from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault
 from services.identity.domain import keys
 from services.identity.domain.masking import mask
-from services.identity.domain.normalize import NormalizedIdentifier, normalize
+from services.identity.domain.normalize import InvalidIdentifier, NormalizedIdentifier, normalize
 from services.identity.domain.phone_facts import phone_facts
 from services.identity.domain.policy import PolicyBook
 from services.identity.domain.stitching import Plan, Seen, plan, prepare
@@ -109,9 +109,13 @@ class IdentityService:
             tenant_id=tenant,
             event_id=event_id,
             one_id=stitched.one_id,
-            touchpoint=event.model_copy(update={"identifiers": [
-                Identifier(type=i.type, value=mask(i.type, i.value), namespace=i.namespace or None) for _, i in linked
-            ]}),
+            touchpoint=event.model_copy(update={
+                "identifiers": [
+                    Identifier(type=i.type, value=mask(i.type, i.value), namespace=i.namespace or None)
+                    for _, i in linked
+                ],
+                "attributes": await self._without_raw_identifiers(tenant, event.attributes),
+            }),
             identifiers=[
                 LinkedIdentifier(type=i.type, namespace=i.namespace or None, link_id=k, masked=mask(i.type, i.value),
                                  facts=phone_facts(i.value) if i.type is IdentifierType.PHONE else [])
@@ -128,6 +132,19 @@ class IdentityService:
 
         outgoing = [Outgoing(IDENTITY_MERGES, m.winner, m) for m in stitched.merges]
         return Handled([*outgoing, Outgoing(TOUCHPOINTS_IDENTIFIED, stitched.one_id, identified)], mark_emitted)
+
+    async def _without_raw_identifiers(self, tenant: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        """Attributes as they may leave identity: a referrer's phone becomes the referrer's one_id."""
+        if "referrer_phone" not in attributes:
+            return attributes
+        cleaned = {k: v for k, v in attributes.items() if k != "referrer_phone"}
+        try:
+            referrer = await self.resolve(tenant, Identifier(type=IdentifierType.PHONE, value=str(attributes["referrer_phone"])))
+        except InvalidIdentifier:
+            referrer = None
+        if referrer and not cleaned.get("referrer_one_id"):
+            cleaned["referrer_one_id"] = referrer
+        return cleaned
 
     async def _stitch(
         self, event: TouchpointReceived, identifiers: tuple[NormalizedIdentifier, ...], now: datetime

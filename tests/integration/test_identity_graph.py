@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from schemas.identity import ErasureRequested, PersonErased, PersonSplit, SplitRequested
-from schemas.touchpoints import Identifier
+from schemas.touchpoints import EventType, Identifier
 from services.identity.domain.policy import IdentityPolicy, PolicyBook
 from services.identity.operations import split_one_id
 from tests.integration.identity_kit import T0, event, make_service, merges_of, one_id_of, operations
@@ -211,3 +211,14 @@ async def test_a_split_that_died_halfway_is_finished_by_the_retry(service, ops, 
     assert sorted(again.moved_identifier_types) == ["email", "wechat_unionid"]
     assert await resolve(service, "email", "li@163.com") == split.new_one_id
     assert await resolve(service, "wechat_unionid", "u1") == split.new_one_id
+
+
+async def test_a_referrers_phone_leaves_identity_as_their_one_id(service):
+    referrer = one_id_of(await service.identify(event("e1", phone(1))))
+    referral = event("e2", phone(2), referrer_phone="139-0000-0001")
+    referral = referral.model_copy(update={"event_type": EventType.REFERRAL_MADE})
+    identified = next(o.value for o in (await service.identify(referral)).outgoing)
+    assert identified.touchpoint.attributes == {"referrer_one_id": referrer}
+    assert "13900000001" not in identified.model_dump_json()
+    unknown = event("e3", phone(3), referrer_phone="13900000099").model_copy(update={"event_type": EventType.REFERRAL_MADE})
+    assert next(o.value for o in (await service.identify(unknown)).outgoing).touchpoint.attributes == {}
