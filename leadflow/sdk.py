@@ -42,6 +42,16 @@ class EventProducer:
         for future in futures:
             future.get(timeout=self.timeout_s)  # raises the broker's error, if any
 
+    def connected(self) -> bool:
+        """Whether the producer holds a connection to a broker it knows (for readiness checks).
+
+        kafka-python's `bootstrap_connected()` turns False once the bootstrap connection has served its
+        metadata, so this asks the producer's client about the brokers from that metadata instead;
+        `ready()` also reconnects a connection closed for idleness, so the next probe sees it.
+        """
+        client = self._producer._sender._client
+        return any(client.connected(b.node_id) or client.ready(b.node_id) for b in self._producer._metadata.brokers())
+
     def flush(self) -> None:
         self._producer.flush(timeout=self.timeout_s)
 

@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from leadflow.runtime import store
 from leadflow.runtime.admin import ensure_topics
 from leadflow.runtime.settings import WorkerSettings
-from leadflow.runtime.worker import Channels, make_app, run
+from leadflow.runtime.worker import Channels, add_readiness, make_app, run
 
 
 class HasIndexes(Protocol):
@@ -47,6 +47,7 @@ async def prepare_store(definition: ServiceDefinition, settings: WorkerSettings)
 def bootstrap(definition: ServiceDefinition, settings: WorkerSettings) -> faust.App:
     app = make_app(definition.name, settings)
     _, db = store.connect(settings, app_name=definition.name)
+    add_readiness(app, definition.name, db)
     definition.register(Channels(app, definition.name, settings.topic_prefix), definition.build(settings, db))
     return app
 

@@ -53,6 +53,25 @@ def make_app(service: str, settings: WorkerSettings) -> faust.App:
     return app
 
 
+def add_readiness(app: faust.App, service: str, db) -> None:
+    """GET /readyz: 200 once the store answers and the consumer has joined its group, else 503 and why."""
+
+    @app.page("/readyz")
+    async def readyz_view(web, request):
+        problems = []
+        try:
+            await db.command("ping")
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", said by name
+            problems.append(f"store: {type(exc).__name__}")
+        if app.rebalancing:
+            problems.append("consumer: rebalancing")
+        elif not app.consumer_generation_id or app.consumer_generation_id < 0:
+            problems.append("consumer: not in its group yet")
+        body = {"status": "not ready" if problems else "ready", "service": service, "problems": problems,
+                "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())}
+        return web.json(body, status=503 if problems else 200)
+
+
 class Channels:
     """The topics one service reads and writes, bound to its app; raw bytes in and out."""
 

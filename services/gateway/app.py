@@ -47,6 +47,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         audit = RevealAudit(db)
         await audit.ensure_indexes()
         identity_service = build_identity(settings, db)
+        app.state.ready = (db, producer)
         app.state.services = Services(
             ingest=IngestService(receipts, publisher, clock=clock),
             identity=identity_service,
@@ -90,6 +91,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     async def healthz():
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {}})
+    async def readyz(request: Request):
+        """200 once the store and the broker answer; 503 with what is missing otherwise."""
+        db, producer = request.app.state.ready
+        problems = []
+        try:
+            await db.command("ping")
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", said by name
+            problems.append(f"store: {type(exc).__name__}")
+        if not producer.connected():
+            problems.append("broker: not connected")
+        return JSONResponse({"status": "not ready" if problems else "ready", "problems": problems},
+                            status_code=503 if problems else 200)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics():

@@ -84,5 +84,9 @@ def test_ops_summary_and_health(stack):
     assert summary["total"] == sum(s["count"] for s in summary["funnel"])
     assert httpx.get(f"{stack.api_url}/healthz").json() == {"status": "ok"}
     assert "leadflow_api_requests_total" in httpx.get(f"{stack.api_url}/metrics").text
-    for port in (16101, 16102, 16103, 16104):
+    ready = httpx.get(f"{stack.api_url}/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "problems": []}
+    for port in (16101, 16102, 16103, 16104, 16105):
         assert "leadflow_events_consumed_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        worker = eventually(lambda: (r := httpx.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200 and r.json())
+        assert worker["status"] == "ready" and worker["problems"] == []
