@@ -759,9 +759,9 @@ def check_deployments(docs: list[dict]) -> None:
         env = {e["name"]: e for e in container.get("env", [])}
         port_setting = "LEADFLOW_API_PORT" if process == "api" else "LEADFLOW_WEB_PORT"
         port = int(env[port_setting]["value"] if port_setting in env else settings.get(port_setting, default_port(process)))
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        for probe, path in (("startupProbe", "/healthz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
             http = container.get(probe, {}).get("httpGet")
-            assert http and http["path"] == "/healthz", f"{name}: {probe}"
+            assert http and http["path"] == path, f"{name}: {probe}"
             assert ports.get(http["port"], http["port"]) == port, f"{name}: {probe} probes {http['port']}, serves {port}"
         resources = container.get("resources", {})
         for kind in ("cpu", "memory"):
