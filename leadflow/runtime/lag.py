@@ -53,3 +53,78 @@ def consumer_lag(bootstrap_servers: str, groups: dict[str, list[str]]) -> list[P
     finally:
         consumer.close()
         admin.close()
+
+
+class StallDetector:
+    """Flags a partition as stalled when its committed offset has not moved for `after_s` while it lags.
+
+    Pure bookkeeping over successive lag readings; the clock is passed in, so tests need no sleeping.
+    """
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self._since: dict[tuple[str, str, int], tuple[int, float]] = {}
+
+    def observe(self, rows: list[PartitionLag], now: float) -> dict[tuple[str, str, int], bool]:
+        stalled = {}
+        for row in rows:
+            key = (row.group, row.topic, row.partition)
+            committed, since = self._since.get(key, (None, now))
+            if committed != row.committed or row.lag == 0:
+                since = now  # moving, or nothing to do: the clock restarts
+            self._since[key] = (row.committed, since)
+            stalled[key] = row.lag > 0 and now - since >= self.after_s
+        return stalled
+
+
+class LagCollector:
+    """Prometheus collector: lag, committed and end offsets and a stalled flag per group and partition.
+
+    `refresh()` reads the broker (blocking: run it in a thread, e.g. every `min_interval_s`); a scrape
+    only reports the last reading, so /metrics never waits on the broker.
+    """
+
+    def __init__(self, bootstrap_servers: str, groups: dict[str, list[str]], *, stall_after_s: float = 300.0,
+                 min_interval_s: float = 10.0, clock=None) -> None:
+        import time
+
+        self._bootstrap = bootstrap_servers
+        self._groups = groups
+        self._clock = clock or time.monotonic
+        self._min_interval_s = min_interval_s
+        self._stalls = StallDetector(stall_after_s)
+        self._read_at: float | None = None
+        self._rows: list[PartitionLag] = []
+        self._stalled: dict[tuple[str, str, int], bool] = {}
+        self.last_error: str | None = None
+
+    def refresh(self) -> None:
+        now = self._clock()
+        if self._read_at is not None and now - self._read_at < self._min_interval_s:
+            return
+        try:
+            self._rows = consumer_lag(self._bootstrap, self._groups)
+            self.last_error = None
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the broker is away
+            self.last_error = type(exc).__name__
+            return
+        self._read_at = now
+        self._stalled = self._stalls.observe(self._rows, now)
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        labels = ["group", "topic", "partition"]
+        lag = GaugeMetricFamily("leadflow_consumer_lag", "Records behind the end offset", labels=labels)
+        committed = GaugeMetricFamily("leadflow_consumer_committed_offset", "Committed offset", labels=labels)
+        end = GaugeMetricFamily("leadflow_consumer_end_offset", "End offset of the partition", labels=labels)
+        stalled = GaugeMetricFamily(
+            "leadflow_consumer_stalled", "1 when the committed offset has not moved for a while despite lag",
+            labels=labels)
+        for row in self._rows:
+            key = [row.group, row.topic, str(row.partition)]
+            lag.add_metric(key, row.lag)
+            committed.add_metric(key, row.committed)
+            end.add_metric(key, row.end)
+            stalled.add_metric(key, 1.0 if self._stalled.get((row.group, row.topic, row.partition)) else 0.0)
+        yield from (lag, committed, end, stalled)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
 from leadflow.runtime import store
+from leadflow.runtime.lag import LagCollector, registry_groups
 from leadflow.sdk import EventProducer, Publisher
 from services.gateway.auth import parse_api_keys
 from services.gateway.deps import Services
@@ -60,9 +62,22 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             keys=keys,
             max_batch=settings.max_batch,
         )
+        lag = LagCollector(settings.kafka_bootstrap, registry_groups(settings.topic_prefix),
+                           stall_after_s=settings.lag_stall_after_s, min_interval_s=settings.lag_interval_s)
+        REGISTRY.register(lag)
+        app.state.lag = lag
+
+        async def read_lag() -> None:
+            while True:
+                await asyncio.to_thread(lag.refresh)
+                await asyncio.sleep(settings.lag_interval_s)
+
+        reader = asyncio.create_task(read_lag())
         try:
             yield
         finally:
+            reader.cancel()
+            REGISTRY.unregister(lag)
             publisher.close()
             producer.close()
             await client.close()

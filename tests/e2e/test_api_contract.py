@@ -84,6 +84,7 @@ def test_ops_summary_and_health(stack):
     assert summary["total"] == sum(s["count"] for s in summary["funnel"])
     assert httpx.get(f"{stack.api_url}/healthz").json() == {"status": "ok"}
     assert "leadflow_api_requests_total" in httpx.get(f"{stack.api_url}/metrics").text
+    eventually(lambda: "leadflow_consumer_lag{" in httpx.get(f"{stack.api_url}/metrics").text)
     ready = httpx.get(f"{stack.api_url}/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "ready", "problems": []}
     for port in (16101, 16102, 16103, 16104, 16105):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
 from leadflow.runtime.admin import ensure_topics
-from leadflow.runtime.lag import consumer_lag, registry_groups
+from leadflow.runtime.lag import LagCollector, consumer_lag, registry_groups
 from schemas.topics import IDENTITY_COMMANDS, TOUCHPOINTS_RAW
 
 
@@ -30,3 +30,39 @@ def test_lag_is_end_minus_committed_per_partition(infra, unique):
     rows = {r.partition: r for r in consumer_lag(infra.kafka_bootstrap, {group: [topic]})}
     assert (rows[0].committed, rows[0].end, rows[0].lag) == (2, 5, 3)
     assert (rows[1].committed, rows[1].end, rows[1].lag) == (0, 1, 1)  # never committed: counts from 0
+
+
+def test_the_collector_reports_lag_and_detects_a_stalled_consumer(infra, unique):
+    prefix = f"stall{unique}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix, partitions=1, specs=(TOUCHPOINTS_RAW,))
+    topic = TOUCHPOINTS_RAW.qualified(prefix)
+    group = f"{prefix}leadflow-identity"
+    producer = KafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    for _ in range(3):
+        producer.send(topic, value=b"x", partition=0)
+    producer.flush()
+    consumer = KafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(1, "", -1)})
+
+    now = [0.0]
+    collector = LagCollector(infra.kafka_bootstrap, {group: [topic]}, stall_after_s=30, min_interval_s=0,
+                             clock=lambda: now[0])
+
+    def sample(name: str) -> float:
+        families = {f.name: f for f in collector.collect()}
+        [value] = [s.value for s in families[name].samples if s.labels["topic"] == topic]
+        return value
+
+    collector.refresh()
+    assert (sample("leadflow_consumer_lag"), sample("leadflow_consumer_stalled")) == (2, 0)
+    now[0] = 31.0  # the consumer is stuck: nothing committed for longer than the threshold
+    collector.refresh()
+    assert (sample("leadflow_consumer_lag"), sample("leadflow_consumer_stalled")) == (2, 1)
+
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(3, "", -1)})  # it recovers
+    now[0] = 40.0
+    collector.refresh()
+    assert (sample("leadflow_consumer_lag"), sample("leadflow_consumer_stalled")) == (0, 0)
+    consumer.close()
+    producer.close()
