@@ -44,16 +44,49 @@ def stack_down() -> None:
     down_leftovers(config, say=lambda line: console.print(f"  {line}"))
 
 
+def _readiness(url: str) -> str:
+    """A worker's or the API's /readyz in one cell: ready, or what it says is missing."""
+    import httpx
+
+    try:
+        body = httpx.get(url, timeout=2).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return f"[red]no answer ({type(exc).__name__})[/red]"
+    if body.get("status") == "ready":
+        return f"[green]ready[/green] {len(body.get('partitions', ()))} partitions" if "partitions" in body \
+            else "[green]ready[/green]"
+    return "[red]" + "; ".join(body.get("problems", ["not ready"])) + "[/red]"
+
+
+def _last_error(log: str) -> str:
+    """The newest ERROR or WARNING line of a log (its message only), or empty."""
+    path = Path(log)
+    if not path.exists():
+        return ""
+    for line in reversed(path.read_text(errors="replace").splitlines()[-2000:]):
+        if "ERROR" in line or "WARNING" in line:
+            return line[-80:]
+    return ""
+
+
 @stack.command("status")
 def stack_status() -> None:
-    """Which components run, with their pid and log."""
+    """Every component: pid, readiness, last error; then consumer lag per group and topic."""
     from leadflow.devstack import StackConfig, status
 
     config = StackConfig.from_env()
     rows = status(config)
-    table = Table("component", "pid", "log")
+    table = Table("component", "pid", "ready", "last error or warning", "log")
     for name, pid, log in rows:
-        table.add_row(name, str(pid) if pid else "[red]down[/red]", log)
+        if not pid:
+            ready = ""
+        elif name == "api":
+            ready = _readiness(f"{config.api_url}/readyz")
+        elif name in config.worker_ports:
+            ready = _readiness(f"http://127.0.0.1:{config.worker_ports[name]}/readyz")
+        else:
+            ready = "[green]running[/green]"
+        table.add_row(name, str(pid) if pid else "[red]down[/red]", ready, _last_error(log), log)
     console.print(table)
     if not rows[0][1]:
         return  # no broker, no lag to show
