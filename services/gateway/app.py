@@ -17,6 +17,7 @@ from leadflow.sdk import EventProducer, Publisher
 from services.gateway.auth import parse_api_keys
 from services.gateway.deps import Services
 from services.gateway.ingest import IngestService
+from services.gateway.rate_limit import RateLimiter
 from services.gateway.receipts import ReceiptRepository
 from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
 from services.gateway.routes import events, identity, reads, tasks
@@ -61,6 +62,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             notify=NotifyService(NotifyRepository(db), clock=clock, producer=producer, topic_prefix=settings.topic_prefix),
             keys=keys,
             max_batch=settings.max_batch,
+            ingest_limit=RateLimiter(settings.ingest_rate_per_s, settings.ingest_burst),
         )
         lag = LagCollector(settings.kafka_bootstrap, registry_groups(settings.topic_prefix),
                            stall_after_s=settings.lag_stall_after_s, min_interval_s=settings.lag_interval_s)

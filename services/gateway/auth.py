@@ -22,6 +22,7 @@ class Principal:
     tenant_id: str
     role: Role
     consultant_id: str | None = None
+    key_digest: str = ""  # which key called: per-key limits count by it
 
 
 class KeyFormatError(ValueError):
@@ -44,5 +45,5 @@ def parse_api_keys(spec: str) -> dict[str, Principal]:
             role = Role(parts[1])
         except ValueError:
             raise KeyFormatError(f"unknown role {parts[1]!r}; roles: {', '.join(Role)}") from None
-        keys[digest(key)] = Principal(parts[0], role, parts[2] if len(parts) == 3 and parts[2] else None)
+        keys[digest(key)] = Principal(parts[0], role, parts[2] if len(parts) == 3 and parts[2] else None, digest(key))
     return keys

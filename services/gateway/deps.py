@@ -9,6 +9,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 
 from services.gateway.auth import Principal, Role, digest
 from services.gateway.ingest import IngestService
+from services.gateway.rate_limit import RateLimiter
 from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
 from services.identity.handlers import IdentityService
 from services.identity.operations import IdentityOperations
@@ -29,6 +30,7 @@ class Services:
     notify: NotifyService
     keys: dict[str, Principal]
     max_batch: int
+    ingest_limit: RateLimiter
 
 
 def get_services(request: Request) -> Services:

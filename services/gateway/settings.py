@@ -12,6 +12,9 @@ class GatewaySettings(PersonalDataSettings):
     api_keys: SecretStr = SecretStr("")
     max_batch: int = Field(default=1000, ge=1, le=10_000)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Ingest limit per API key and API process, in events: sustained rate and burst (429 beyond).
+    ingest_rate_per_s: float = Field(default=2_000.0, gt=0)
+    ingest_burst: int = Field(default=10_000, ge=1)
     # Consumer lag, exported on /metrics: how often it is read, and when a lagging partition whose
     # committed offset does not move counts as stalled.
     lag_interval_s: float = Field(default=10.0, gt=0)

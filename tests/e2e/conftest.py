@@ -55,6 +55,9 @@ def stack(infra):
         "LEADFLOW_HMAC_SECRET": uuid.uuid4().hex,
         "LEADFLOW_FERNET_KEY": Fernet.generate_key().decode(),
         "LEADFLOW_API_PORT": str(config.api_port),
+        # Low enough that a test can reach it with rejected events, high enough for every other test.
+        "LEADFLOW_INGEST_RATE_PER_S": "100",
+        "LEADFLOW_INGEST_BURST": "600",
         "LEADFLOW_API_KEYS": ",".join([
             f"{KEYS['ingest']}={tenant}:ingest",
             f"{KEYS['ops']}={tenant}:ops",

@@ -42,6 +42,19 @@ def test_batch_limits_and_malformed_bodies(stack):
     assert r.status_code == 422 and "events" in r.text
 
 
+def test_a_key_over_its_ingest_limit_gets_429_with_retry_after(stack):
+    """The e2e API allows 100 events/s with a burst of 600 per key (tests/e2e/conftest.py): refilling
+    the 200 tokens the second request lacks takes two seconds, far more than the requests take."""
+    ingest = stack.client("other_ingest")  # a key of its own: other tests keep their budget
+    invalid = [{"event_type": "nope"}] * 400  # rejected after the limit: nothing reaches the broker
+    assert ingest.post("/v1/events", json={"events": [{"event_type": "nope"}] * 601}).status_code == 413
+    first = ingest.post("/v1/events", json={"events": invalid})
+    assert first.status_code == 422  # within the limit: validated (and all rejected)
+    second = ingest.post("/v1/events", json={"events": invalid})
+    assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
+    assert second.json()["detail"][0]["type"] == "rate_limited"
+
+
 def test_keys_roles_and_tenants(stack):
     anonymous = httpx.Client(base_url=stack.api_url)
     assert anonymous.get("/v1/tasks").status_code == 401

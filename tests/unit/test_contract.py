@@ -224,16 +224,17 @@ def test_qualified_name_uses_the_prefix():
 def test_parse_api_keys():
     keys = parse_api_keys("k1234567=demo:admin,k7654321=demo:consultant:c-1")
     assert keys == {
-        digest("k1234567"): Principal("demo", Role.ADMIN),
-        digest("k7654321"): Principal("demo", Role.CONSULTANT, "c-1"),
+        digest("k1234567"): Principal("demo", Role.ADMIN, None, digest("k1234567")),
+        digest("k7654321"): Principal("demo", Role.CONSULTANT, "c-1", digest("k7654321")),
     }
     assert "k1234567" not in keys  # only digests are kept
 
 
 def test_parse_api_keys_tolerates_blanks_and_empty_input():
     assert parse_api_keys("") == {}
-    assert parse_api_keys(" k1234567=demo:ingest , ,") == {digest("k1234567"): Principal("demo", Role.INGEST)}
-    assert parse_api_keys("k1234567=demo:ops:") == {digest("k1234567"): Principal("demo", Role.OPS, None)}
+    key = digest("k1234567")
+    assert parse_api_keys(" k1234567=demo:ingest , ,") == {key: Principal("demo", Role.INGEST, None, key)}
+    assert parse_api_keys("k1234567=demo:ops:") == {key: Principal("demo", Role.OPS, None, key)}
 
 
 @pytest.mark.parametrize(

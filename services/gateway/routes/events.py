@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException, status
@@ -28,6 +29,7 @@ EXAMPLE = {
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IngestResponse,
     responses={422: {"description": "nothing accepted: every event was rejected (see results)"},
+               429: {"description": "this API key sent more events than its limit; retry after Retry-After seconds"},
                503: {"description": "the broker did not acknowledge; nothing was recorded, retry"}},
 )
 async def post_events(
@@ -45,6 +47,17 @@ async def post_events(
     if len(items) > limit:
         raise HTTPException(413, [{"loc": ["body", "events"], "msg": f"at most {limit} events per request",
                                    "type": "too_many_events"}])
+    wait = services.ingest_limit.take(caller.key_digest, len(items))
+    if math.isinf(wait):
+        raise HTTPException(413, [{"loc": ["body", "events"], "msg": f"a batch may hold at most this key's burst "
+                                   f"of {services.ingest_limit.burst} events", "type": "batch_over_burst"}])
+    if wait:
+        retry = max(1, math.ceil(wait))
+        raise HTTPException(429, [{"loc": ["body", "events"] if batch else ["body"],
+                                   "msg": f"over this key's limit of {services.ingest_limit.rate:g} events/s "
+                                          f"(burst {services.ingest_limit.burst}); retry in {retry} s",
+                                   "type": "rate_limited"}],
+                            headers={"Retry-After": str(retry)})
     try:
         results = await services.ingest.ingest(caller.tenant_id, items, batch=batch)
     except KafkaError as exc:
