@@ -45,3 +45,23 @@ IDENTITY_QUARANTINED = Counter(
 IDENTITY_REVIEWS = Counter(
     "leadflow_identity_reviews_total", "Possible matches queued for review, and their decisions", ["tenant", "state"]
 )
+
+
+# ---- the business, as the stream sees it ---------------------------------------------------------
+LEAD_VERDICTS = Counter(
+    "leadflow_lead_verdicts_total", "Touchpoints judged, by verdict and channel", ["tenant", "verdict", "channel"]
+)
+LEAD_REASONS = Counter(
+    "leadflow_lead_verdict_reasons_total", "Reasons behind suspect and junk verdicts", ["tenant", "reason", "channel"]
+)
+STAGE_TRANSITIONS = Counter(
+    "leadflow_lifecycle_transitions_total", "Lifecycle stage changes", ["tenant", "from_stage", "to_stage"]
+)
+GRADE_CHANGES = Counter("leadflow_grade_changes_total", "Grade changes emitted", ["tenant", "from_grade", "to_grade"])
+TASKS_CREATED = Counter("leadflow_tasks_created_total", "Follow-up tasks created", ["tenant", "reason", "grade"])
+END_TO_END_SECONDS = Histogram(
+    "leadflow_end_to_end_seconds",
+    "From a touchpoint's occurred_at to the task it caused being stored",
+    ["tenant"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)

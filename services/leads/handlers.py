@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from dataclasses import replace
 
+from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit, TouchpointIdentified
 from schemas.leads import LeadUpdated, Stage, Verdict
@@ -16,6 +17,15 @@ from services.leads.domain.lead import Lead, apply, trigger_of
 from services.leads.domain.merging import MERGED, fold, merge_transition, rebuild
 
 _CHANGE_NS = uuid.UUID("0b8f1f9e-7a43-4c52-9d0e-5f2b8e0c6a11")
+
+
+def _count(tenant: str, event: TouchpointIdentified, lead: Lead, transition) -> None:
+    channel = event.touchpoint.source.channel
+    metrics.LEAD_VERDICTS.labels(tenant, lead.verdict.value, channel).inc()
+    for reason in lead.reasons:
+        metrics.LEAD_REASONS.labels(tenant, reason, channel).inc()
+    if transition:
+        metrics.STAGE_TRANSITIONS.labels(tenant, str(transition.from_stage or "none"), str(transition.to_stage)).inc()
 
 
 class LeadService:
@@ -49,6 +59,7 @@ class LeadService:
             if transition:  # written before the lead, so that an erasure that finds the lead finds it too
                 await self.repo.record_transition(lead, transition)
             await self.repo.save(lead)
+            _count(tenant, event, lead, transition)
             if before is None and await self.repo.is_erased(tenant, target):
                 await self.repo.forget(tenant, target, event.event_id)  # erased meanwhile (by another worker)
                 return Handled()

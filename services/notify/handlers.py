@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.sdk import EventProducer
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
@@ -93,6 +94,9 @@ class NotifyService:
             "outcomes": [],
             "event": event.model_dump(mode="json"),
         })
+        if created:
+            metrics.TASKS_CREATED.labels(tenant, reason, change.grade.value).inc()
+            metrics.END_TO_END_SECONDS.labels(tenant).observe(max(0.0, (now - change.trigger.occurred_at).total_seconds()))
         if created and assignment.consultant_id:
             await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
         elif not created:  # a replay after a crash: the task as it was created, unless it is closed by now

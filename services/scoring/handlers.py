@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
@@ -158,6 +159,8 @@ class ScoringService:
                     lead=history.lead,
                     scored_at=now,
                 )
+                if before is None or before.grade != after.grade:
+                    metrics.GRADE_CHANGES.labels(tenant, before.grade.value if before else "none", after.grade.value).inc()
                 fields["last_change"] = event.model_dump(mode="json")
                 fields["last_source"] = source
                 outgoing.append(Outgoing(SCORES_CHANGES, one_id, event))

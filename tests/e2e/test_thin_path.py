@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
+
 from kafka import KafkaConsumer
 
 from schemas.tasks import TaskOutcomeRecorded
@@ -42,6 +44,10 @@ def test_form_becomes_a_task_for_an_active_consultant(stack):
     assert profile["identifiers"][0]["value"] == f"{phone[:3]}****{phone[-4:]}"
     assert phone not in ops.get(f"/v1/profiles/{one_id}").text  # masked by default
     assert any(c["label"] == "留资" for c in profile["explanation"])
+    # The business as the workers count it, for dashboards and alerts.
+    leads_metrics = httpx.get("http://127.0.0.1:16102/metrics").text
+    assert f'leadflow_lead_verdicts_total{{channel="wechat_mp",tenant="{stack.tenant}",verdict="valid"}}' in leads_metrics
+    assert f'leadflow_end_to_end_seconds_count{{tenant="{stack.tenant}"}}' in httpx.get("http://127.0.0.1:16104/metrics").text
 
 
 def test_phone_spellings_share_one_id_and_a_duplicate_yields_one_task(stack):
