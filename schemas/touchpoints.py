@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -22,6 +22,18 @@ from schemas.base import Event
 
 SCHEMA_VERSION = 1
 MAX_IDENTIFIERS = 50
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_DEPTH = 5
+MAX_ATTRIBUTES_CHARS = 32_000
+MAX_CLOCK_SKEW = timedelta(hours=1)
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    """How deep dicts and lists nest (stops counting past the limit)."""
+    if level > MAX_ATTRIBUTE_DEPTH or not isinstance(value, dict | list):
+        return level
+    children = value.values() if isinstance(value, dict) else value
+    return max((_depth(child, level + 1) for child in children), default=level + 1)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 TenantId = Annotated[
@@ -169,8 +181,22 @@ class TouchpointReceived(Event):
     @field_validator("occurred_at")
     @classmethod
     def _not_absurd(cls, value: datetime) -> datetime:
-        if not 2000 <= value.year <= 2100:
-            raise PydanticCustomError("occurred_at_range", "occurred_at must lie between 2000 and 2100")
+        if value.year < 2000:
+            raise PydanticCustomError("occurred_at_range", "occurred_at must not lie before 2000")
+        # A clock far ahead is a broken upstream clock; an hour's skew is tolerated.
+        if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise PydanticCustomError("occurred_at_future", "occurred_at must not lie more than an hour ahead")
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > MAX_ATTRIBUTES:
+            raise PydanticCustomError("attributes_too_many", f"at most {MAX_ATTRIBUTES} attributes")
+        if _depth(value) > MAX_ATTRIBUTE_DEPTH:
+            raise PydanticCustomError("attributes_too_deep", f"attributes nest at most {MAX_ATTRIBUTE_DEPTH} levels")
+        if len(str(value)) > MAX_ATTRIBUTES_CHARS:
+            raise PydanticCustomError("attributes_too_large", f"attributes hold at most {MAX_ATTRIBUTES_CHARS} characters")
         return value
 
     @model_validator(mode="after")
