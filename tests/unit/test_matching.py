@@ -83,7 +83,10 @@ def test_namesakes_born_on_other_days_do_not_match(name: str, x: date, y: date) 
     assume(x.year != y.year)
     m = score(Profile(name, x, "上海"), Profile(name, y, "上海"))
     assert m.levels["birth_date"] in ("disagree", "typo")
-    assert decide(m) == "none"
+    if m.levels["birth_date"] == "disagree":
+        assert decide(m) == "none"
+    else:  # one digit away (1999 / 1969) may be a typo: a person may look, nothing merges by itself
+        assert decide(m) in ("none", "review")
 
 
 def test_different_people_score_low() -> None:
