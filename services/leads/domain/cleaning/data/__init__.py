@@ -1,0 +1,1 @@
+"""Bundled reference data for cleaning (see README.md for sources and licences)."""
