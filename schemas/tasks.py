@@ -32,6 +32,8 @@ class TaskCreated(Event):
     tenant_id: str
     one_id: str
     consultant_id: str | None = None
+    store_id: str | None = None  # the consultant's store (since v1.1)
+    queue: str = "sales"  # sales | verification (since v1.1)
     grade: Grade
     score: float
     reason: str

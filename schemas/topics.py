@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from schemas.identity import IdentityChanged, IdentityCommanded, TouchpointIdentified
-from schemas.leads import LeadUpdated
+from schemas.leads import LeadUpdated, SourceAlerted
 from schemas.scores import ScoreChanged
 from schemas.tasks import TaskCreated, TaskOutcomeRecorded
 from schemas.touchpoints import TouchpointReceived
@@ -71,9 +71,21 @@ LEADS_CHANGES = TopicSpec(
 SCORES_CHANGES = TopicSpec(
     "scores.changes", key="one_id", value=ScoreChanged, writer="scoring", consumers=("notify",)
 )
-TASKS_EVENTS = TopicSpec("tasks.events", key="one_id", value=TaskCreated, writer="notify")
+LEADS_ALERTS = TopicSpec(
+    "leads.alerts",
+    key="tenant_id",
+    value=SourceAlerted,
+    writer="leads",
+    partitions=1,
+    doc="Sources whose junk and suspect rate jumped above baseline; for ops dashboards and alerting.",
+)
+TASKS_EVENTS = TopicSpec(
+    "tasks.events", key="one_id", value=TaskCreated, writer="notify", consumers=("leads",),
+    doc="Tasks created; leads learns who owns a person from the first assigned one.",
+)
 TASKS_OUTCOMES = TopicSpec(
-    "tasks.outcomes", key="one_id", value=TaskOutcomeRecorded, writer="notify"
+    "tasks.outcomes", key="one_id", value=TaskOutcomeRecorded, writer="notify", consumers=("leads",),
+    doc="Consultant outcomes; leads moves the lifecycle and marks invalid numbers.",
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -82,6 +94,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     IDENTITY_MERGES,
     IDENTITY_COMMANDS,
     LEADS_CHANGES,
+    LEADS_ALERTS,
     SCORES_CHANGES,
     TASKS_EVENTS,
     TASKS_OUTCOMES,

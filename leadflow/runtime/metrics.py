@@ -57,6 +57,18 @@ LEAD_REASONS = Counter(
 STAGE_TRANSITIONS = Counter(
     "leadflow_lifecycle_transitions_total", "Lifecycle stage changes", ["tenant", "from_stage", "to_stage"]
 )
+REPEAT_INQUIRIES = Counter(
+    "leadflow_repeat_inquiries_total", "Inquiries by a person who inquired within the repeat window", ["tenant", "channel"]
+)
+COLLISIONS = Counter(
+    "leadflow_store_collisions_total", "Owned persons inquiring at another store (撞单), by resolution", ["tenant", "resolution"]
+)
+REFERRALS_CREDITED = Counter("leadflow_referrals_credited_total", "Referrers credited for a referred person", ["tenant"])
+PHONES_MARKED_BAD = Counter("leadflow_phones_marked_invalid_total", "Phones reported invalid by consultants", ["tenant"])
+SOURCE_ALERTS = Counter(
+    "leadflow_source_alerts_total", "Sources whose bad rate jumped above baseline", ["tenant", "dimension"]
+)
+TIMER_RUNS = Counter("leadflow_timer_runs_total", "Timer runs, by service and result", ["service", "result"])
 GRADE_CHANGES = Counter("leadflow_grade_changes_total", "Grade changes emitted", ["tenant", "from_grade", "to_grade"])
 TASKS_CREATED = Counter("leadflow_tasks_created_total", "Follow-up tasks created", ["tenant", "reason", "grade"])
 END_TO_END_SECONDS = Histogram(

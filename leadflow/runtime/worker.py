@@ -15,10 +15,13 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from leadflow.runtime import metrics
 from leadflow.runtime.consumer import RecordProcessor
 from leadflow.runtime.messages import Handled
 from leadflow.runtime.settings import WorkerSettings
 from schemas.topics import TopicSpec, consumer_group, dead_letter_topic
+
+log = logging.getLogger(__name__)
 
 
 def make_app(service: str, settings: WorkerSettings) -> faust.App:
@@ -110,6 +113,25 @@ class Channels:
                     decode=decode,
                     handle=handle,
                 )
+
+    def every(self, seconds: float, handle: Callable[[], Awaitable[Handled]], *, name: str) -> None:
+        """Run `handle` every `seconds` and emit what it returns. A failed run is logged and counted;
+        the next run picks up whatever it left (timer work must be idempotent and found from the store)."""
+        emitter = RecordProcessor(service=self.service, source_topic=f"timer:{name}", dead_letter_topic="",
+                                  send=self.send, topic_prefix=self.prefix)
+
+        @self.app.timer(seconds, name=name, on_leader=False)
+        async def timer() -> None:
+            try:
+                handled = await handle()
+                for out in handled.outgoing:
+                    await emitter.emit(out)
+                if handled.after_emit is not None:
+                    await handled.after_emit()
+                metrics.TIMER_RUNS.labels(self.service, "ok").inc()
+            except Exception:  # noqa: BLE001 - a timer must survive one bad run
+                log.exception("%s: timer %s failed", self.service, name)
+                metrics.TIMER_RUNS.labels(self.service, "error").inc()
 
     def processor(self, spec: TopicSpec) -> RecordProcessor:
         return RecordProcessor(

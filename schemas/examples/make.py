@@ -22,7 +22,7 @@ from schemas.identity import (
     SplitRequested,
     TouchpointIdentified,
 )
-from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
+from schemas.leads import Collision, LeadSnapshot, LeadUpdated, Owner, SourceAlerted, SourceCounts, Trigger
 from schemas.scores import Contribution, ScoreChanged
 from schemas.tasks import TaskCreated, TaskOutcomeRecorded
 
@@ -71,11 +71,31 @@ def examples() -> dict[str, dict[str, str]]:
                         touchpoints=3, first_seen_at=T, last_seen_at=T)
     put("LeadUpdated", "form", LeadUpdated(change_id="l-1", tenant_id="demo", one_id="p-1", version=3,
                                            trigger=trigger, lead=lead, previous_stage="contact"))
+    # Since v1.1: optional fields of the cleaned, assessed lead; a change that an outcome made.
+    rich = LeadSnapshot(
+        verdict="suspect", reasons=["virtual_operator"], stage="opportunity", reachable=True, store_id="s-2",
+        city="杭州", province="浙江", product="Model Y", name="王先生", touchpoints=5, first_seen_at=T, last_seen_at=T,
+        route="verification", budget_low=200_000, budget_high=300_000, problems=["unknown_product"],
+        tags=["意向:Model Y", "预算:20-30万"], stage_entered_at=T, inquiries=1, repeat_inquiries=2, last_inquiry_at=T,
+        owner=Owner(consultant_id="c-01", store_id="s-1", since=T),
+        collision=Collision(owner_consultant_id="c-01", owner_store_id="s-1", store_id="s-2", event_id="e-9", at=T,
+                            resolution="keep_owner"),
+        referrer_one_id="p-9", referrals=1)
+    put("LeadUpdated", "outcome_v1_1", LeadUpdated(change_id="l-2", tenant_id="demo", one_id="p-1", version=6,
+                                                   trigger=trigger, lead=rich, previous_stage="lead", cause="outcome",
+                                                   cause_id="o-1", repeat_inquiry=False))
+    put("SourceAlerted", "campaign", SourceAlerted(
+        alert_id="campaign:cmp-1:2026-11-22T08:00:00+00:00", tenant_id="demo", dimension="campaign", value="cmp-1",
+        bucket=T, counts=SourceCounts(valid=12, suspect=20, junk=8), bad_rate=0.7, baseline=0.12,
+        reason="bad_rate_above_baseline", raised_at=T))
     put("ScoreChanged", "graded", ScoreChanged(change_id="g-1", tenant_id="demo", one_id="p-1", score=62.5,
                                                grade="A", previous_grade="B",
                                                contributions=[Contribution(signal="form_submitted", label="留资",
                                                                            count=1, points=30)],
                                                trigger=trigger, lead=lead, scored_at=T))
+    put("TaskCreated", "verification_v1_1", TaskCreated(
+        task_id="t-2", tenant_id="demo", one_id="p-2", consultant_id=None, queue="verification", grade="B", score=40.0,
+        reason="verify_suspect_lead", trigger_event_id="e-2", due_at=T, created_at=T))
     put("TaskCreated", "routed", TaskCreated(task_id="t-1", tenant_id="demo", one_id="p-1", consultant_id="c-01",
                                              grade="A", score=62.5, reason="new_valid_lead", trigger_event_id="e-1",
                                              due_at=T, created_at=T))

@@ -24,8 +24,7 @@ from services.gateway.routes import events, identity, reads, tasks
 from services.gateway.settings import GatewaySettings
 from services.identity.bootstrap import build_operations as build_identity_operations
 from services.identity.bootstrap import build_service as build_identity
-from services.leads.adapters.repository import LeadRepository
-from services.leads.handlers import LeadService
+from services.leads.bootstrap import build_for_reads
 from services.notify.adapters.repository import NotifyRepository
 from services.notify.handlers import NotifyService
 from services.scoring.adapters.repository import ScoreRepository
@@ -57,7 +56,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             identity_operations=build_identity_operations(identity_service),
             identity_commands=IdentityCommandClient(producer, topic_prefix=settings.topic_prefix),
             reveal_audit=audit,
-            leads=LeadService(LeadRepository(db)),
+            leads=build_for_reads(db, settings.leads_policy_file),
             scoring=ScoringService(ScoreRepository(db), rules=CAR_DEALER, clock=clock),
             notify=NotifyService(NotifyRepository(db), clock=clock, producer=producer, topic_prefix=settings.topic_prefix),
             keys=keys,

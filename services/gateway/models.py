@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.leads import Stage, Verdict
+from schemas.leads import Collision, Owner, Route, Stage, Verdict
 from schemas.scores import Contribution, Grade
 from schemas.tasks import Outcome, TaskStatus
 
@@ -44,8 +44,10 @@ class StageChange(BaseModel):
     from_stage: Stage | None = Field(None, alias="from")
     to_stage: Stage = Field(alias="to")
     at: datetime
-    cause_event_id: str
-    cause_event_type: str
+    cause: str = Field(description="the touchpoint's event id, the outcome id, the merge id, or 'timer'")
+    cause_type: Literal["touchpoint", "outcome", "timer", "merge", "referral"]
+    detail: str = Field("", description="the event type, the outcome, the lost reason or no_activity_<days>d")
+    stage_before: Stage | None = Field(None, description="for lost/dormant/reactivated: the main-path stage before")
 
 
 class LeadOut(BaseModel):
@@ -63,6 +65,60 @@ class LeadOut(BaseModel):
     last_seen_at: datetime | None = None
     score: float | None = None
     grade: Grade | None = None
+    route: Route = Route.SALES
+    province: str | None = None
+    budget_low: int | None = None
+    budget_high: int | None = None
+    problems: list[str] = Field([], description="what cleaning could not fix (docs/leads.md)")
+    tags: list[str] = []
+    stage_before: Stage | None = None
+    stage_entered_at: datetime | None = None
+    lost_reason: str | None = None
+    inquiries: int = 0
+    repeat_inquiries: int = 0
+    owner: Owner | None = None
+    collision: Collision | None = None
+    referrer_one_id: str | None = None
+    referrals: int = 0
+    unreachable: bool = False
+    replacement_candidate: bool = False
+
+
+class SourceCountsOut(BaseModel):
+    valid: int
+    suspect: int
+    junk: int
+    total: int
+
+
+class SourceQualityOut(BaseModel):
+    dimension: Literal["channel", "campaign", "store"]
+    value: str
+    counts: SourceCountsOut
+    junk_rate: float
+    suspect_rate: float
+    bad_rate: float
+    baseline: float | None = Field(None, description="the source's usual bad rate (decayed); None: too little history")
+    alerting: bool
+
+
+class SourceAlertOut(BaseModel):
+    dimension: str
+    value: str
+    bucket: datetime
+    bad_rate: float
+    baseline: float
+    reason: str
+    valid: int
+    suspect: int
+    junk: int
+
+
+class SourcesOut(BaseModel):
+    tenant_id: str
+    hours: int
+    sources: list[SourceQualityOut]
+    alerts: list[SourceAlertOut]
 
 
 class ProfileOut(LeadOut):

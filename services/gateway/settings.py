@@ -1,5 +1,7 @@
 """gateway settings (LEADFLOW_* environment)."""
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from leadflow.runtime.settings import PersonalDataSettings
@@ -19,3 +21,5 @@ class GatewaySettings(PersonalDataSettings):
     # committed offset does not move counts as stalled.
     lag_interval_s: float = Field(default=10.0, gt=0)
     lag_stall_after_s: float = Field(default=300.0, gt=0)
+    # The leads policy (alert thresholds for GET /v1/ops/sources); the same file as the leads service's.
+    leads_policy_file: Path | None = None

@@ -1,40 +1,68 @@
-"""leads use cases: apply an identified touchpoint to the person's lead; fold, split and erase persons
-as identity decides; answer lead queries."""
+"""leads use cases: apply an identified touchpoint (cleaned, assessed, counted) to the person's lead;
+apply consultants' outcomes and task assignments; credit referrers; send persons dormant on a timer;
+fold, split and erase persons as identity decides; answer lead and source-quality queries."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit, TouchpointIdentified
 from schemas.leads import LeadUpdated, Stage, Verdict
-from schemas.topics import LEADS_CHANGES
+from schemas.tasks import TaskCreated, TaskOutcomeRecorded
+from schemas.topics import LEADS_ALERTS, LEADS_CHANGES
+from schemas.touchpoints import EventType
 from services.leads.adapters.repository import LeadRepository, Stored, same_lead
-from services.leads.domain.lead import Lead, apply, trigger_of
-from services.leads.domain.merging import MERGED, fold, merge_transition, rebuild
+from services.leads.adapters.signals import BadPhones, Velocity
+from services.leads.adapters.sources import SourceStats, alert_event
+from services.leads.adapters.timeline import Timeline, assessment_of
+from services.leads.domain.intake import clean_touchpoint, counted, devices_of, quality_input
+from services.leads.domain.lead import (
+    Applied,
+    Lead,
+    apply,
+    apply_outcome,
+    assign,
+    credit,
+    due_at,
+    mark_phone_bad,
+    tick,
+    trigger_of,
+)
+from services.leads.domain.merging import Credit, fold, rebuild
+from services.leads.domain.policy import LeadPolicy, LeadPolicyBook
+from services.leads.domain.quality import Assessment, assess
+from services.leads.domain.source_quality import AlertPolicy, SourceReport, report, sources_of
+from services.leads.domain.stages import CauseType, Transition
 
+log = logging.getLogger(__name__)
 _CHANGE_NS = uuid.UUID("0b8f1f9e-7a43-4c52-9d0e-5f2b8e0c6a11")
 
 
-def _count(tenant: str, event: TouchpointIdentified, lead: Lead, transition) -> None:
-    channel = event.touchpoint.source.channel
-    metrics.LEAD_VERDICTS.labels(tenant, lead.verdict.value, channel).inc()
-    for reason in lead.reasons:
-        metrics.LEAD_REASONS.labels(tenant, reason, channel).inc()
-    if transition:
-        metrics.STAGE_TRANSITIONS.labels(tenant, str(transition.from_stage or "none"), str(transition.to_stage)).inc()
-
-
 class LeadService:
-    def __init__(self, repo: LeadRepository) -> None:
+    def __init__(self, repo: LeadRepository, timeline: Timeline, velocity: Velocity, bad_phones: BadPhones,
+                 sources: SourceStats, policies: LeadPolicyBook, *, timer_batch: int = 500,
+                 timer_interval_s: float = 30.0) -> None:
         self.repo = repo
-        # A worker's two agents (touchpoints, identity changes) write the same documents, and Faust gives
-        # the same partition of both topics to the same worker: one change at a time keeps every
-        # document single-writer (`leadflow/runtime/state.py`).
+        self.timeline = timeline
+        self.velocity = velocity
+        self.bad_phones = bad_phones
+        self.sources = sources
+        self.policies = policies
+        self.timer_batch = timer_batch
+        self.timer_interval_s = timer_interval_s
+        # A worker's agents (touchpoints, identity changes, outcomes, tasks) and its timer write the same
+        # documents; one change at a time keeps every document single-writer (`leadflow/runtime/state.py`).
         self._writing = asyncio.Lock()
+
+    async def ensure_indexes(self) -> None:
+        for store in (self.repo, self.timeline, self.velocity, self.bad_phones, self.sources):
+            await store.ensure_indexes()
 
     # ---- touchpoints -----------------------------------------------------------------------------
     async def on_identified(self, event: TouchpointIdentified) -> Handled:
@@ -43,38 +71,145 @@ class LeadService:
 
     async def _identified(self, event: TouchpointIdentified) -> Handled:
         tenant = event.tenant_id
+        policy = self.policies.for_tenant(tenant)
         # A merged person's touchpoint goes to whom they live on as.
         target, stored = await self.repo.resolve(tenant, event.one_id)
         if stored is None and await self.repo.is_erased(tenant, target):
             return Handled()  # identified before the person was erased: nothing may bring them back
         # The timeline decides for a touchpoint it knows: a split may have given it to somebody else.
-        filed_under = await self.repo.add_touchpoint(event, target)
+        filed_under, entry = await self.timeline.add_touchpoint(event, target)
         if filed_under != target:
             target, stored = await self.repo.resolve(tenant, filed_under)
             if target != filed_under:
-                await self.repo.move_touchpoint(tenant, event.event_id, target)
+                await self.timeline.move_touchpoint(tenant, event.event_id, target)
+        cleaned = clean_touchpoint(event, policy)
+        # A replay keeps the verdict of the first attempt: the counters it read have moved on since.
+        assessment = assessment_of(entry) or await self._assess(event, cleaned, policy)
         before = stored.lead if stored else None
-        lead, transition, applied = apply(before or Lead(tenant_id=tenant, one_id=target), event)
-        if applied:
-            if transition:  # written before the lead, so that an erasure that finds the lead finds it too
-                await self.repo.record_transition(lead, transition)
-            await self.repo.save(lead)
-            _count(tenant, event, lead, transition)
+        applied = apply(before or Lead(tenant_id=tenant, one_id=target), event, cleaned, assessment, policy)
+        lead = applied.lead
+        if applied.new:
+            await self._save(applied, policy)
+            _count(tenant, event, assessment, lead, applied)
             if before is None and await self.repo.is_erased(tenant, target):
                 await self.repo.forget(tenant, target, event.event_id)  # erased meanwhile (by another worker)
+                await self.timeline.forget_touchpoint(tenant, event.event_id)
                 return Handled()
-        # Emitted even for a replay: the first attempt may have died between the write and the send.
-        # The change id is the same either way, so consumers recognise it.
-        change = LeadUpdated(
-            change_id=str(uuid.uuid5(_CHANGE_NS, f"{tenant}\x1f{event.event_id}")),
-            tenant_id=tenant,
-            one_id=target,
-            version=lead.version,
-            trigger=trigger_of(event),
-            lead=lead.snapshot(),
-            previous_stage=transition.from_stage if transition else None,
-        )
-        return Handled([Outgoing(LEADS_CHANGES, target, change)])
+        outgoing = [self._change(lead, cause="touchpoint", cause_id=event.event_id, trigger=trigger_of(event),
+                                 previous=applied.transitions[0].from_stage if applied.transitions else None,
+                                 repeat_inquiry=applied.repeat_inquiry)]
+        outgoing += await self._credit_referrer(lead, event, policy)
+        alerts = await self._count_sources(event, assessment, policy.alerts, counted_already=bool(entry.get("counted")))
+        outgoing += [Outgoing(LEADS_ALERTS, tenant, alert_event(tenant, a, datetime.now(UTC))) for a in alerts]
+
+        async def after_emit() -> None:
+            for alert in alerts:
+                await self.sources.emitted(tenant, alert)
+
+        return Handled(outgoing, after_emit if alerts else None)
+
+    async def _assess(self, event: TouchpointIdentified, cleaned, policy: LeadPolicy) -> Assessment:
+        """The touchpoint's verdict with the windowed counts of its device and IP; stored on its entry."""
+        tenant, tp = event.tenant_id, event.touchpoint
+        window = policy.quality.velocity_window
+        device_forms = ip_forms = 0
+        if counted(event):
+            for device in devices_of(event):
+                n = await self.velocity.record(tenant, "device", device, event.event_id, tp.occurred_at, window)
+                device_forms = max(device_forms, n)
+            if tp.source.ip:
+                ip_forms = await self.velocity.record(tenant, "ip", str(tp.source.ip), event.event_id, tp.occurred_at, window)
+        phones = [i.link_id for i in event.identifiers if i.type == "phone"]
+        bad = await self.bad_phones.among(tenant, phones) if phones else set()
+        assessment = assess(quality_input(event, cleaned, device_forms=device_forms, ip_forms=ip_forms, bad_phones=bad),
+                            policy.quality)
+        await self.timeline.set_assessment(tenant, event.event_id, assessment)
+        return assessment
+
+    async def _count_sources(self, event: TouchpointIdentified, assessment: Assessment, policy: AlertPolicy, *,
+                             counted_already: bool) -> list:
+        """Count the verdict per source once (the entry's flag); the alerts that raises."""
+        tenant, tp = event.tenant_id, event.touchpoint
+        alerts = []
+        if not counted_already:
+            for dimension, value in sources_of(tp.source.channel, tp.source.campaign_id, tp.source.store_id):
+                alert = await self.sources.count(tenant, dimension, value, tp.occurred_at, assessment.verdict, policy)
+                if alert is not None:
+                    alerts.append(alert)
+                    metrics.SOURCE_ALERTS.labels(tenant, dimension).inc()
+            await self.timeline.mark_counted(tenant, event.event_id)
+        return alerts
+
+    async def _credit_referrer(self, lead: Lead, event: TouchpointIdentified, policy: LeadPolicy) -> list[Outgoing]:
+        """A referred person's referral_made touchpoint credits the person who referred them."""
+        referrer_id = lead.life.referrer_one_id
+        if event.touchpoint.event_type is not EventType.REFERRAL_MADE or referrer_id is None:
+            return []
+        tenant = lead.tenant_id
+        target, stored = await self.repo.resolve(tenant, referrer_id)
+        if target == lead.one_id or (stored is None and await self.repo.is_erased(tenant, target)):
+            return []
+        entry = Credit(lead.one_id, event.event_id, event.touchpoint.occurred_at)
+        await self.timeline.add_credit(tenant, target, entry)
+        referrer = stored.lead if stored and stored.lead else Lead(tenant_id=tenant, one_id=target)
+        applied = credit(referrer, referred_one_id=entry.referred_one_id, event_id=entry.event_id, at=entry.at, policy=policy)
+        if not applied.new:
+            return []
+        await self._save(applied, policy)
+        metrics.REFERRALS_CREDITED.labels(tenant).inc()
+        return self._changed(applied, cause="referral", cause_id=f"{event.event_id}\x1fcredit")
+
+    # ---- outcomes and assignments ----------------------------------------------------------------
+    async def on_outcome(self, outcome: TaskOutcomeRecorded) -> Handled:
+        async with self._writing:
+            tenant = outcome.tenant_id
+            policy = self.policies.for_tenant(tenant)
+            target, stored = await self.repo.resolve(tenant, outcome.one_id)
+            if stored is None and await self.repo.is_erased(tenant, target):
+                return Handled()
+            await self.timeline.add_outcome(outcome, target)
+            lead = stored.lead if stored and stored.lead else Lead(tenant_id=tenant, one_id=target)
+            applied = apply_outcome(lead, outcome, policy)
+            if not applied.new:
+                return Handled(self._changed(applied, cause="outcome", cause_id=outcome.outcome_id))
+            for mark in applied.marked_bad:
+                await self.bad_phones.mark(tenant, mark.link_id, one_id=target, outcome_id=outcome.outcome_id,
+                                           at=outcome.recorded_at)
+                metrics.PHONES_MARKED_BAD.labels(tenant).inc()
+            await self._save(applied, policy)
+            for transition in applied.transitions:
+                metrics.STAGE_TRANSITIONS.labels(tenant, str(transition.from_stage or "none"), str(transition.to_stage)).inc()
+            return Handled(self._changed(applied, cause="outcome", cause_id=outcome.outcome_id))
+
+    async def on_task(self, task: TaskCreated) -> Handled:
+        async with self._writing:
+            tenant = task.tenant_id
+            target, stored = await self.repo.resolve(tenant, task.one_id)
+            if stored is None or stored.lead is None:
+                return Handled()  # tasks follow leads: a person leads never saw was erased
+            await self.timeline.add_assignment(task, target)
+            applied = assign(stored.lead, task)
+            if applied.lead is stored.lead:
+                return Handled()
+            await self._save(applied, self.policies.for_tenant(tenant))
+            return Handled(self._changed(applied, cause="assignment", cause_id=task.task_id) if applied.new else [])
+
+    # ---- the timer -------------------------------------------------------------------------------
+    async def on_timer(self, now: datetime | None = None) -> Handled:
+        """Persons whose dormancy or replacement time came: their changes. Runs until none is due."""
+        now = now or datetime.now(UTC)
+        outgoing: list[Outgoing] = []
+        async with self._writing:
+            for lead in await self.repo.due(now, self.timer_batch):
+                policy = self.policies.for_tenant(lead.tenant_id)
+                applied = tick(lead, policy, now)
+                await self._save(applied if applied.new else Applied(lead), policy)
+                if applied.new:
+                    for transition in applied.transitions:
+                        metrics.STAGE_TRANSITIONS.labels(lead.tenant_id, str(transition.from_stage),
+                                                         str(transition.to_stage)).inc()
+                    outgoing += self._changed(applied, cause="timer", cause_id=f"timer\x1f{applied.lead.version}")
+        return Handled(outgoing)
 
     # ---- identity changes ------------------------------------------------------------------------
     async def on_identity_changed(self, change: PersonsMerged | PersonSplit | PersonErased) -> Handled:
@@ -86,11 +221,14 @@ class LeadService:
                     return await self._split(change)
                 case PersonErased():
                     await self.repo.erase(change.tenant_id, change.one_ids, at=change.erased_at)
+                    await self.timeline.erase(change.tenant_id, change.one_ids)
+                    await self.bad_phones.erase(change.tenant_id, change.one_ids)
                     return Handled()
 
     async def _merged(self, merge: PersonsMerged) -> Handled:
         """Fold the loser's lead into the winner's; the loser's document redirects its late touchpoints."""
         tenant = merge.tenant_id
+        policy = self.policies.for_tenant(tenant)
         if await self._any_erased(tenant, merge.winner, merge.loser):
             return Handled()  # a replay after an erasure must not bring anybody back
         # The tombstone first, keeping the loser's lead: a replay after a crash still has it to fold.
@@ -104,13 +242,13 @@ class LeadService:
         winner = stored.lead if stored else None
         if loser is None:
             return Handled()  # nothing of the loser reached leads: its touchpoints will, redirected
-        folded = fold(winner or Lead(tenant_id=tenant, one_id=target), loser)
-        if folded is not winner:
-            transition = merge_transition(winner, folded, at=merge.merged_at, merge_id=merge.merge_id)
-            if transition:
-                await self.repo.record_transition(folded, transition)
-            await self.repo.save(folded)
-        return Handled(self._changed(folded, f"{merge.merge_id}\x1f{target}", winner))
+        folded, transition = fold(winner or Lead(tenant_id=tenant, one_id=target), loser, merge_id=merge.merge_id,
+                                  at=merge.merged_at, policy=policy)
+        applied = Applied(folded, (transition,) if transition else (), new=folded is not winner)
+        if applied.new:
+            await self._save(applied, policy)
+        return Handled(self._changed(applied, cause="merge", cause_id=f"{merge.merge_id}\x1f{target}",
+                                     before=winner))
 
     async def _split(self, split: PersonSplit) -> Handled:
         """The moved touchpoints go to the new person, and both persons are rebuilt from their timelines."""
@@ -120,52 +258,75 @@ class LeadService:
         source, _ = await self.repo.resolve(tenant, split.source)
         new, _ = await self.repo.resolve(tenant, split.new_one_id)
         for event_id in split.moved_event_ids:
-            await self.repo.move_touchpoint(tenant, event_id, new)  # placed ahead if it has not arrived yet
+            await self.timeline.move_touchpoint(tenant, event_id, new)  # placed ahead if it has not arrived yet
         outgoing = []
         for one_id, moved_away in [(source, set(split.moved_event_ids))] + ([(new, set())] if new != source else []):
             before, after = await self._rebuild(tenant, one_id, moved_away=moved_away)
-            outgoing += self._changed(after, f"{split.split_id}\x1f{one_id}", before) if after else []
+            if after is not None:
+                outgoing += self._changed(Applied(after), cause="split", cause_id=f"{split.split_id}\x1f{one_id}",
+                                          before=before)
         return Handled(outgoing)
 
     async def _rebuild(self, tenant: str, one_id: str, *, moved_away: set[str]) -> tuple[Lead | None, Lead | None]:
-        """Rebuild a person's lead and stage history from the touchpoints filed under it (and under the
-        persons it absorbed). Returns the lead before and after."""
+        """Rebuild a person's lead and stage history from their timeline (and of the persons it absorbed).
+        Returns the lead before and after."""
+        policy = self.policies.for_tenant(tenant)
         stored = await self.repo.load(tenant, one_id)
         current = stored.lead if stored else None
         if current is not None and not current.on_timeline:
             return current, current  # older than the timeline: nobody can tell which touchpoints were whose
         absorbed = current.absorbed if current else ()
-        events = await self.repo.timeline(tenant, [one_id, *absorbed])
-        lead, transitions = rebuild(tenant, one_id, events)
+        entries = await self.timeline.of(tenant, [one_id, *absorbed])
+        lead, transitions = rebuild(tenant, one_id, entries, policy)
         if current is None and lead.touchpoints == 0:
             return None, None  # nothing of this person has reached leads yet
         lead = replace(lead, absorbed=absorbed, version=(current.version if current else 0) + 1)
         if current is not None and same_lead(lead, current):
             lead = current  # rebuilt already (a replay)
         else:
-            await self.repo.save(lead)
+            await self.repo.save(lead, due=due_at(lead, policy))
         # Always, so that a replay after a crash between the two writes completes the history.
-        await self.repo.replace_transitions(tenant, one_id, transitions, causes={e.event_id for e in events} | moved_away,
-                                            stale_types={MERGED})
+        causes = {f.key for f in entries} | moved_away
+        await self.repo.replace_transitions(tenant, one_id, transitions, causes=causes, stale_types={CauseType.MERGE.value})
         return current, lead
 
     async def _any_erased(self, tenant: str, *one_ids: str) -> bool:
         return any([await self.repo.is_erased(tenant, one_id) for one_id in one_ids])
 
-    def _changed(self, lead: Lead, cause: str, before: Lead | None) -> list[Outgoing]:
-        """The LeadUpdated of a change a merge or split made; its trigger is the newest touchpoint."""
-        if lead.last_trigger is None:
-            return []  # no touchpoint of this person has reached leads yet
+    # ---- writing and emitting --------------------------------------------------------------------
+    async def _save(self, applied: Applied, policy: LeadPolicy) -> None:
+        # Transitions before the lead: an erasure that finds the lead finds its history too.
+        for transition in applied.transitions:
+            await self.repo.record_transition(applied.lead, transition)
+        await self.repo.save(applied.lead, due=due_at(applied.lead, policy))
+
+    def _change(self, lead: Lead, *, cause: str, cause_id: str, trigger, previous=None,
+                repeat_inquiry: bool = False) -> Outgoing:
+        # The same id for a replay: the first attempt may have died between the write and the send.
         change = LeadUpdated(
-            change_id=str(uuid.uuid5(_CHANGE_NS, f"{lead.tenant_id}\x1f{cause}")),
+            change_id=str(uuid.uuid5(_CHANGE_NS, f"{lead.tenant_id}\x1f{cause_id}" if cause == "touchpoint"
+                                     else f"{lead.tenant_id}\x1f{cause}\x1f{cause_id}")),
             tenant_id=lead.tenant_id,
             one_id=lead.one_id,
             version=lead.version,
-            trigger=lead.last_trigger,
+            trigger=trigger,
             lead=lead.snapshot(),
-            previous_stage=before.stage if before and before.touchpoints and before.stage != lead.stage else None,
+            previous_stage=previous,
+            cause=cause,
+            cause_id=cause_id.split("\x1f")[0],
+            repeat_inquiry=repeat_inquiry,
         )
-        return [Outgoing(LEADS_CHANGES, lead.one_id, change)]
+        return Outgoing(LEADS_CHANGES, lead.one_id, change)
+
+    def _changed(self, applied: Applied, *, cause: str, cause_id: str, before: Lead | None = None) -> list[Outgoing]:
+        """The LeadUpdated of a change that no touchpoint made; its trigger is the newest touchpoint."""
+        lead = applied.lead
+        if lead.last_trigger is None:
+            return []  # no touchpoint of this person has reached leads yet: nothing to score
+        previous = applied.transitions[0].from_stage if applied.transitions else None
+        if before is not None:
+            previous = before.stage if before.touchpoints and before.stage != lead.stage else None
+        return [self._change(lead, cause=cause, cause_id=cause_id, trigger=lead.last_trigger, previous=previous)]
 
     # ---- queries ---------------------------------------------------------------------------------
     async def get(self, tenant_id: str, one_id: str) -> Lead | None:
@@ -173,12 +334,42 @@ class LeadService:
         _, stored = await self.repo.resolve(tenant_id, one_id)
         return stored.lead if stored else None
 
-    async def list(self, tenant_id: str, *, verdict: Verdict | None = None,
-                   one_ids: list[str] | None = None, limit: int = 50) -> list[Lead]:
-        return await self.repo.list(tenant_id, verdict=verdict, one_ids=one_ids, limit=limit)
+    async def list(self, tenant_id: str, *, verdict: Verdict | None = None, stage: Stage | None = None,
+                   tag: str | None = None, reason: str | None = None, one_ids: list[str] | None = None,
+                   limit: int = 50) -> list[Lead]:
+        return await self.repo.list(tenant_id, verdict=verdict, stage=stage, tag=tag, reason=reason, one_ids=one_ids,
+                                    limit=limit)
 
     async def funnel(self, tenant_id: str) -> dict[Stage, int]:
         return await self.repo.stage_counts(tenant_id)
 
     async def history(self, tenant_id: str, one_id: str) -> list[dict]:
         return await self.repo.transitions_of(tenant_id, one_id)
+
+    async def source_quality(self, tenant_id: str, *, hours: int, now: datetime | None = None) -> list[SourceReport]:
+        now = now or datetime.now(UTC)
+        since = now - timedelta(hours=hours)
+        rows = await self.sources.rows(tenant_id, since)
+        baselines = await self.sources.baselines_of(tenant_id)
+        return report(rows, baselines, since=since, until=now + timedelta(hours=1),
+                      policy=self.policies.for_tenant(tenant_id).alerts)
+
+    async def alerts(self, tenant_id: str, *, hours: int, now: datetime | None = None) -> list[dict]:
+        now = now or datetime.now(UTC)
+        return await self.sources.recent_alerts(tenant_id, now - timedelta(hours=hours))
+
+
+def _count(tenant: str, event: TouchpointIdentified, assessment: Assessment, lead: Lead, applied: Applied) -> None:
+    channel = event.touchpoint.source.channel
+    metrics.LEAD_VERDICTS.labels(tenant, assessment.verdict.value, channel).inc()
+    for reason in assessment.reasons:
+        metrics.LEAD_REASONS.labels(tenant, reason, channel).inc()
+    for transition in applied.transitions:
+        metrics.STAGE_TRANSITIONS.labels(tenant, str(transition.from_stage or "none"), str(transition.to_stage)).inc()
+    if applied.repeat_inquiry:
+        metrics.REPEAT_INQUIRIES.labels(tenant, channel).inc()
+    if lead.collision is not None and lead.collision.event_id == event.event_id:
+        metrics.COLLISIONS.labels(tenant, lead.collision.resolution.value).inc()
+
+
+__all__ = ["LeadService", "Transition"]

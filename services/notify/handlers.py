@@ -18,7 +18,7 @@ from schemas.tasks import Outcome, TaskCreated, TaskOutcomeRecorded, TaskStatus
 from schemas.topics import TASKS_EVENTS, TASKS_OUTCOMES
 from services.notify.adapters.repository import NotifyRepository, open_task_ids
 from services.notify.domain.merging import OpenTask, one_per_consultant, primary
-from services.notify.domain.tasks import due_at, route, task_id, task_reason
+from services.notify.domain.tasks import assign, due_at, task_id, task_reason
 
 # Outcomes after which there is nothing left to follow up on this task.
 CLOSING_OUTCOMES = frozenset({Outcome.WON, Outcome.LOST, Outcome.ORDERED, Outcome.INVALID_NUMBER})
@@ -62,12 +62,16 @@ class NotifyService:
         if slot is None and await self.repo.is_erased(tenant, one_id):
             return Handled()  # sent before the person was erased: nothing may bring them back
         now = self._clock()
-        assignment = route(change.lead.store_id, await self.repo.consultants_with_load(tenant))
+        consultants = await self.repo.consultants_with_load(tenant)
+        assignment = assign(change.lead, reason, consultants)
+        store_of = {c.consultant_id: c.store_id for c in consultants}
         event = TaskCreated(
             task_id=tid,
             tenant_id=tenant,
             one_id=one_id,
             consultant_id=assignment.consultant_id,
+            store_id=store_of.get(assignment.consultant_id) if assignment.consultant_id else None,
+            queue=assignment.queue,
             grade=change.grade,
             score=change.score,
             reason=reason,
@@ -81,6 +85,7 @@ class NotifyService:
             "one_id": one_id,
             "consultant_id": assignment.consultant_id,
             "routing_rule": assignment.rule,
+            "queue": assignment.queue,
             "status": TaskStatus.OPEN.value,
             "grade": change.grade.value,
             "score": change.score,

@@ -20,15 +20,21 @@ from leadflow.runtime.admin import ensure_topics
 from leadflow.runtime.consumer import RecordProcessor
 from leadflow.runtime.worker import Channels
 from schemas.dead_letters import DeadLetterHeaders
-from schemas.identity import IdentityChanged, PersonErased, PersonsMerged, PersonSplit, TouchpointIdentified
+from schemas.identity import (
+    IdentityChanged,
+    LinkedIdentifier,
+    PersonErased,
+    PersonsMerged,
+    PersonSplit,
+    TouchpointIdentified,
+)
 from schemas.leads import LeadUpdated
 from schemas.scores import ScoreChanged
 from schemas.tasks import TaskCreated, TaskStatus
 from schemas.topics import IDENTITY_MERGES, LEADS_CHANGES, dead_letter_topic
 from schemas.touchpoints import TouchpointReceived
-from services.leads.adapters.repository import LeadRepository
+from services.leads.bootstrap import make_service
 from services.leads.entrypoints import agents as leads_agents
-from services.leads.handlers import LeadService
 from services.notify.adapters.repository import NotifyRepository
 from services.notify.entrypoints import agents as notify_agents
 from services.notify.handlers import NotifyService
@@ -51,7 +57,8 @@ def touchpoint(event_id: str, one_id: str, event_type: str = "form_submitted", *
         "identifiers": [{"type": "phone", "value": phone}] if phone else [{"type": "device_id", "value": "d-1"}],
         "attributes": {"fill_seconds": 30, **attributes} if event_type == "form_submitted" else attributes,
     })
-    return TouchpointIdentified(tenant_id=tenant, event_id=event_id, one_id=one_id, touchpoint=tp,
+    linked = [LinkedIdentifier(type="phone", link_id=f"ph{phone[-4:]}", masked=phone, facts=["mobile"])] if phone else []
+    return TouchpointIdentified(tenant_id=tenant, event_id=event_id, one_id=one_id, touchpoint=tp, identifiers=linked,
                                 identified_at=T0 + timedelta(minutes=minute, seconds=1))
 
 
@@ -65,7 +72,7 @@ class Chain:
 
     def __init__(self, db) -> None:
         self.db = db
-        self.leads = LeadService(LeadRepository(db))
+        self.leads = make_service(db)
         self.scoring = ScoringService(ScoreRepository(db), rules=CAR_DEALER, clock=lambda: NOW)
         self.notify = NotifyService(NotifyRepository(db), clock=self._tick)
         self._now = NOW
@@ -78,7 +85,7 @@ class Chain:
         return self._now
 
     async def setup(self, *consultants: tuple[str, str]) -> Chain:
-        for repo in (self.leads.repo, self.scoring.repo, self.notify.repo):
+        for repo in (self.leads, self.scoring.repo, self.notify.repo):
             await repo.ensure_indexes()
         for consultant_id, store in consultants:
             await self.notify.upsert_consultant(tenant_id="t1", consultant_id=consultant_id,
@@ -374,7 +381,8 @@ def test_each_service_consumes_identity_changes():
         async def handle(self, _):
             raise AssertionError("not called")
 
-        on_identified = on_identity_changed = on_lead_updated = on_score_changed = handle
+        on_identified = on_identity_changed = on_lead_updated = on_score_changed = on_outcome = on_task = on_timer = handle
+        timer_interval_s = 60.0
 
     for service, module in (("leads", leads_agents), ("scoring", scoring_agents), ("notify", notify_agents)):
         app = faust.App(f"it-{service}", broker="kafka://127.0.0.1:1")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from schemas.identity import TouchpointIdentified
+from schemas.identity import LinkedIdentifier, TouchpointIdentified
 from schemas.leads import LeadUpdated
 from schemas.scores import ScoreChanged
 from schemas.touchpoints import TouchpointReceived
-from services.leads.adapters.repository import LeadRepository
-from services.leads.handlers import LeadService
+from services.leads.bootstrap import make_service
 from services.notify.adapters.repository import NotifyRepository
 from services.notify.handlers import NotifyService
 from services.scoring.adapters.repository import ScoreRepository
 from services.scoring.domain.rules import CAR_DEALER
 from services.scoring.handlers import ScoringService
+from tests.unit.leads_kit import step
 
 NOW = datetime(2026, 11, 22, 10, tzinfo=UTC)
 
@@ -25,22 +25,22 @@ def identified(event_id: str, event_type: str = "form_submitted", one_id: str = 
         "tenant_id": "t1", "source": {"system": "it", "channel": "web", "store_id": "s1", "user_agent": "Mozilla/5.0"},
         "identifiers": [{"type": "phone", "value": "+8613800001111"}], "attributes": {"name": "李娜"},
     })
-    return TouchpointIdentified(tenant_id="t1", event_id=event_id, one_id=one_id, touchpoint=tp, identified_at=NOW)
+    phone = LinkedIdentifier(type="phone", link_id="ph-1111", masked="138****1111", facts=["mobile"])
+    return TouchpointIdentified(tenant_id="t1", event_id=event_id, one_id=one_id, touchpoint=tp, identifiers=[phone],
+                                identified_at=NOW)
 
 
 async def test_overlapping_writers_after_a_rebalance_converge(db):
     """The old owner of a partition wrote e1..e3; the new owner's stale write (state after e1) lands
     last. The new owner then replays from its committed offset and the state ends complete."""
-    repo = LeadRepository(db)
-    await repo.ensure_indexes()
-    old = LeadService(repo)
+    old = make_service(db)
+    await old.ensure_indexes()
+    repo = old.repo
     for event_id in ("e1", "e2", "e3"):
         await old.on_identified(identified(event_id))
-    from services.leads.domain.lead import apply
-
-    stale, _, _ = apply(None, identified("e1"))
+    stale = step(None, identified("e1")).lead
     await repo.save(stale)  # the late write of the new owner
-    new = LeadService(repo)
+    new = make_service(db)
     for event_id in ("e2", "e3"):  # the new owner's replay
         await new.on_identified(identified(event_id))
     lead = await repo.get("t1", "p1")
@@ -50,10 +50,10 @@ async def test_overlapping_writers_after_a_rebalance_converge(db):
 
 
 async def test_the_chain_is_idempotent_under_replay(db):
-    leads = LeadService(LeadRepository(db))
+    leads = make_service(db)
     scoring = ScoringService(ScoreRepository(db), rules=CAR_DEALER, clock=lambda: NOW)
     notify = NotifyService(NotifyRepository(db), clock=lambda: NOW)
-    for repo in (leads.repo, scoring.repo, notify.repo):
+    for repo in (leads, scoring.repo, notify.repo):
         await repo.ensure_indexes()
     await notify.upsert_consultant(tenant_id="t1", consultant_id="c1",
                                    fields={"name": "王芳", "store_id": "s1", "capacity": 5, "active": True})

@@ -10,45 +10,22 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.identity import TouchpointIdentified
 from schemas.leads import LeadSnapshot, Stage, Trigger, Verdict
-from schemas.touchpoints import EventType, Identifier, IdentifierType, TouchpointReceived
-from services.leads.domain.lead import RECENT_EVENTS_KEPT, Lead, apply
-from services.leads.domain.lifecycle import further
-from services.leads.domain.merging import MERGED, fold, merge_transition, rebuild
+from schemas.touchpoints import EventType
+from services.leads.domain.lead import RECENT_EVENTS_KEPT, Lead
+from services.leads.domain.merging import fold, rebuild
+from services.leads.domain.stages import CauseType
 from services.notify.domain.merging import OpenTask, one_per_consultant, primary
 from services.scoring.domain.merging import History, covers, join, later, split, union_signals
 from services.scoring.domain.score import SIGNALS_KEPT, Signal
+from tests.unit.leads_kit import POLICY, T0, device, filed, form, identified, lead_of
 
-T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 NO_DB = settings(database=None)  # no .hypothesis/ example database on disk: these are pure tests
-HUMAN_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.40"
-PHONE = Identifier(type=IdentifierType.PHONE, value="+86 139****5678")
-DEVICE = Identifier(type=IdentifierType.DEVICE_ID, value="dev-1")
+M_AT = T0 + timedelta(hours=1)
 
 
-def identified(event_id: str, event_type: EventType = EventType.PAGE_VIEWED, *, minute: int = 0, one_id: str = "w",
-               identifiers: tuple[Identifier, ...] = (DEVICE,), user_agent: str | None = HUMAN_UA,
-               attributes: dict | None = None, store_id: str | None = None) -> TouchpointIdentified:
-    at = T0 + timedelta(minutes=minute)
-    tp = TouchpointReceived(
-        event_id=event_id, event_type=event_type, occurred_at=at, tenant_id="t1",
-        source={"system": "web", "channel": "site", "user_agent": user_agent, "store_id": store_id},
-        identifiers=list(identifiers), attributes=attributes or {},
-    )
-    return TouchpointIdentified(tenant_id="t1", event_id=event_id, one_id=one_id, touchpoint=tp, identified_at=at)
-
-
-def form(event_id: str, *, minute: int = 0, one_id: str = "w", **attributes) -> TouchpointIdentified:
-    return identified(event_id, EventType.FORM_SUBMITTED, minute=minute, one_id=one_id, identifiers=(PHONE,),
-                      attributes={"fill_seconds": 30, **attributes})
-
-
-def lead_of(one_id: str, *events: TouchpointIdentified) -> Lead:
-    lead = Lead(tenant_id="t1", one_id=one_id)
-    for event in events:
-        lead, _, _ = apply(lead, event)
-    return lead
+def folded_of(winner: Lead, loser: Lead, merge_id: str = "m1"):
+    return fold(winner, loser, merge_id=merge_id, at=M_AT, policy=POLICY)
 
 
 # ---- leads: fold ----------------------------------------------------------------------------------
@@ -57,7 +34,7 @@ def lead_of(one_id: str, *events: TouchpointIdentified) -> Lead:
 def test_fold_adds_up_touchpoints_and_takes_the_furthest_stage():
     winner = lead_of("w", identified("w1", minute=0), identified("w2", EventType.WECHAT_FOLLOWED, minute=5))
     loser = lead_of("l", form("l1", minute=10, name="张伟", city="上海"))
-    folded = fold(winner, loser)
+    folded, transition = folded_of(winner, loser)
     assert folded.one_id == "w" and folded.tenant_id == "t1"
     assert folded.touchpoints == 3 and folded.version == winner.version + 1
     assert folded.stage is Stage.LEAD and folded.reachable
@@ -66,75 +43,66 @@ def test_fold_adds_up_touchpoints_and_takes_the_furthest_stage():
     assert folded.absorbed == ("l",)
     assert set(folded.recent_event_ids) == {"w1", "w2", "l1"}
     assert folded.last_trigger.event_id == "l1"
+    assert folded.event_counts == {"page_viewed": 1, "wechat_followed": 1, "form_submitted": 1}
+    assert (transition.from_stage, transition.to_stage, transition.cause, transition.cause_type) == (
+        Stage.FOLLOWER, Stage.LEAD, "m1", CauseType.MERGE)
 
 
 def test_fold_twice_changes_nothing():
     winner = lead_of("w", form("w1"))
     loser = lead_of("l", identified("l1", minute=3))
-    once = fold(winner, loser)
-    assert fold(once, loser) is once
-    assert fold(once, replace(loser, touchpoints=99)) is once  # the loser is known by its one_id
+    once, _ = folded_of(winner, loser)
+    assert folded_of(once, loser) == (once, None)
+    assert folded_of(once, replace(loser, touchpoints=99))[0] is once  # the loser is known by its one_id
 
 
 def test_fold_carries_what_the_loser_absorbed():
     a = lead_of("a", identified("a1"))
-    b = fold(lead_of("b", identified("b1", minute=1)), a)
-    c = fold(lead_of("c", identified("c1", minute=2)), b)
+    b, _ = folded_of(lead_of("b", identified("b1", minute=1)), a)
+    c, _ = folded_of(lead_of("c", identified("c1", minute=2)), b)
     assert c.absorbed == ("b", "a") and c.touchpoints == 3
-    assert fold(c, a) is c  # a merge of `a` replayed after the chain changes nothing
+    assert folded_of(c, a)[0] is c  # a merge of `a` replayed after the chain changes nothing
 
 
-def test_fold_into_nothing_is_the_loser_under_the_winners_id():
+def test_fold_into_nothing_takes_the_losers_lead():
     loser = lead_of("l", identified("l1", EventType.WECHAT_FOLLOWED), form("l2", minute=2, name="李娜"))
-    folded = fold(Lead(tenant_id="t1", one_id="w"), loser)
+    folded, transition = folded_of(Lead(tenant_id="t1", one_id="w"), loser)
     assert folded.one_id == "w" and folded.absorbed == ("l",)
-    assert replace(folded, one_id="l", absorbed=(), version=loser.version) == loser
+    assert (folded.stage, folded.name, folded.touchpoints, folded.reachable) == (Stage.LEAD, "李娜", 2, True)
+    assert transition.from_stage is None and transition.to_stage is Stage.LEAD
 
 
 def test_a_valid_contact_of_either_person_makes_a_valid_lead():
-    junk = lead_of("w", identified("w1", EventType.FORM_SUBMITTED, identifiers=()))
-    junk = replace(junk, verdict=Verdict.JUNK, reasons=("test_number",))
+    junk = replace(lead_of("w", identified("w1")), verdict=Verdict.JUNK, reasons=("test_number",))
     valid = lead_of("l", form("l1", minute=1))
-    assert fold(junk, valid).verdict is Verdict.VALID and fold(junk, valid).reasons == ()
-    assert fold(valid, junk).verdict is Verdict.VALID
+    assert folded_of(junk, valid)[0].verdict is Verdict.VALID and folded_of(junk, valid)[0].reasons == ()
+    assert folded_of(valid, junk)[0].verdict is Verdict.VALID
 
 
 def test_suspicion_outweighs_junk_and_keeps_its_reasons():
-    suspect = lead_of("w", identified("w1", EventType.FORM_SUBMITTED, identifiers=(), user_agent="curl/8.4"))
+    suspect = lead_of("w", identified("w1", EventType.FORM_SUBMITTED, linked=(device(),), user_agent="curl/8.4.0"))
     junk = replace(lead_of("l", identified("l1", minute=1)), verdict=Verdict.JUNK, reasons=("test_number",))
-    folded = fold(suspect, junk)
+    folded, _ = folded_of(suspect, junk)
     assert folded.verdict is Verdict.SUSPECT and folded.reasons == ("bot_user_agent",)
-    assert fold(lead_of("w", identified("w1")), junk).verdict is Verdict.JUNK
+    assert folded_of(lead_of("w", identified("w1")), junk)[0].verdict is Verdict.JUNK
 
 
 def test_fold_keeps_the_most_recent_event_ids_of_the_loser():
     winner = lead_of("w", *(identified(f"w{n}", minute=n) for n in range(RECENT_EVENTS_KEPT)))
     loser = lead_of("l", identified("l1", minute=1))
-    folded = fold(winner, loser)
+    folded, _ = folded_of(winner, loser)
     assert len(folded.recent_event_ids) == RECENT_EVENTS_KEPT and folded.recent_event_ids[-1] == "l1"
 
 
-def test_off_the_main_path_the_winners_stage_stands():
-    assert further(Stage.FOLLOWER, Stage.OPPORTUNITY) is Stage.OPPORTUNITY
-    assert further(Stage.CUSTOMER, Stage.LEAD) is Stage.CUSTOMER
-    assert further(Stage.LOST, Stage.LEAD) is Stage.LOST
-    assert further(Stage.LEAD, Stage.DORMANT) is Stage.LEAD
-
-
-def test_a_merge_that_moves_the_stage_is_a_transition():
-    winner = lead_of("w", identified("w1", EventType.WECHAT_FOLLOWED))
-    folded = fold(winner, lead_of("l", form("l1", minute=1)))
-    transition = merge_transition(winner, folded, at=T0, merge_id="m1")
-    assert (transition.from_stage, transition.to_stage, transition.cause_event_id, transition.cause_event_type) == (
-        Stage.FOLLOWER, Stage.LEAD, "m1", MERGED)
-    assert merge_transition(folded, fold(folded, lead_of("x", identified("x1"))), at=T0, merge_id="m2") is None
-    assert merge_transition(None, folded, at=T0, merge_id="m1").from_stage is None
+def test_a_merge_within_the_same_stage_is_no_transition():
+    winner = lead_of("w", form("w1"))
+    assert folded_of(winner, lead_of("x", identified("x1")))[1] is None
 
 
 # ---- leads: rebuild -------------------------------------------------------------------------------
 
 
-def _journey() -> list[TouchpointIdentified]:
+def _journey():
     return [
         identified("e1", EventType.PAGE_VIEWED, minute=0),
         identified("e2", EventType.WECHAT_FOLLOWED, minute=1),
@@ -146,8 +114,8 @@ def _journey() -> list[TouchpointIdentified]:
 
 def test_rebuild_is_apply_in_the_order_things_happened():
     events = _journey()
-    lead, transitions = rebuild("t1", "w", events)
-    assert replace(lead, recent_event_ids=()) == replace(lead_of("w", *events), recent_event_ids=())
+    lead, transitions = rebuild("t1", "w", [filed(e) for e in events], POLICY)
+    assert lead == lead_of("w", *events)
     assert [(t.from_stage, t.to_stage) for t in transitions] == [
         (None, Stage.ANONYMOUS), (Stage.ANONYMOUS, Stage.FOLLOWER), (Stage.FOLLOWER, Stage.LEAD),
         (Stage.LEAD, Stage.OPPORTUNITY)]
@@ -156,34 +124,32 @@ def test_rebuild_is_apply_in_the_order_things_happened():
 @NO_DB
 @given(st.randoms(use_true_random=False))
 def test_rebuild_does_not_depend_on_the_order_of_arrival(rnd: random.Random):
-    events = _journey()
-    shuffled = events[:]
+    entries = [filed(e) for e in _journey()]
+    shuffled = entries[:]
     rnd.shuffle(shuffled)
-    a, ta = rebuild("t1", "w", events)
-    b, tb = rebuild("t1", "w", shuffled)
-    assert a == b and ta == tb
+    assert rebuild("t1", "w", entries, POLICY) == rebuild("t1", "w", shuffled, POLICY)
 
 
 def test_a_split_rebuilds_two_persons_whose_touchpoints_add_up():
     events = _journey()
     moved = {"e3", "e4"}
-    source, _ = rebuild("t1", "s", [e for e in events if e.event_id not in moved])
-    new, transitions = rebuild("t1", "n", [e for e in events if e.event_id in moved])
+    source, _ = rebuild("t1", "s", [filed(e) for e in events if e.event_id not in moved], POLICY)
+    new, transitions = rebuild("t1", "n", [filed(e) for e in events if e.event_id in moved], POLICY)
     assert source.touchpoints + new.touchpoints == len(events)
     assert source.stage is Stage.FOLLOWER and not source.reachable and source.name is None
     assert new.stage is Stage.OPPORTUNITY and new.name == "王芳" and new.reachable
     assert transitions[0].from_stage is None and new.last_trigger.event_id == "e4"
 
 
-def test_rebuild_remembers_the_last_arrivals_for_replays():
-    events = [identified(f"e{n}", minute=-n) for n in range(RECENT_EVENTS_KEPT + 10)]
-    lead, _ = rebuild("t1", "w", events)
-    # identified_at follows occurred_at here: the newest arrivals are e0..e255, in arrival order
-    assert lead.recent_event_ids == tuple(f"e{n}" for n in reversed(range(RECENT_EVENTS_KEPT)))
+def test_rebuild_keeps_the_verdict_each_touchpoint_got_at_the_time():
+    brushed = filed(form("e1"))
+    brushed = replace(brushed, assessment=replace(brushed.assessment, verdict=Verdict.JUNK, reasons=("device_velocity",)))
+    lead, _ = rebuild("t1", "w", [brushed], POLICY)
+    assert lead.verdict is Verdict.JUNK and lead.reasons == ("device_velocity",)
 
 
 def test_rebuild_of_nothing_is_an_empty_lead():
-    lead, transitions = rebuild("t1", "w", [])
+    lead, transitions = rebuild("t1", "w", [], POLICY)
     assert lead == Lead(tenant_id="t1", one_id="w") and transitions == []
 
 

@@ -20,10 +20,14 @@ from services.gateway.models import (
     OpsSummary,
     ProfileOut,
     ResolveResponse,
+    SourceAlertOut,
+    SourceCountsOut,
+    SourceQualityOut,
+    SourcesOut,
 )
 from services.identity.domain.normalize import InvalidIdentifier
 from services.leads.domain.lead import Lead
-from services.leads.domain.lifecycle import MAIN_PATH
+from services.leads.domain.stages import MAIN_PATH
 
 router = APIRouter(tags=["reads"])
 
@@ -52,17 +56,11 @@ async def resolve(
 
 
 def _lead_out(lead: Lead, score: dict | None) -> dict:
+    snap = lead.snapshot().model_dump(exclude={"verdict", "last_inquiry_at"})
     return {
+        **snap,
         "one_id": lead.one_id,
         "lead_status": lead.verdict,
-        "reasons": list(lead.reasons),
-        "stage": lead.stage,
-        "reachable": lead.reachable,
-        "name": lead.name,
-        "city": lead.city,
-        "product": lead.product,
-        "store_id": lead.store_id,
-        "touchpoints": lead.touchpoints,
         "first_seen_at": lead.first_seen_at,
         "last_seen_at": lead.last_seen_at,
         "score": score.get("score") if score else None,
@@ -99,14 +97,19 @@ async def leads(
     services: ServicesDep,
     status: Verdict | None = None,
     grade: Grade | None = None,
+    stage: Stage | None = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=64, description="e.g. 意向:Model Y, 价格敏感")] = None,
+    reason: Annotated[str | None, Query(min_length=1, max_length=64, description="a verdict reason code")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ):
-    """Leads of the caller's tenant, newest activity first, filtered by status (verdict) and grade."""
+    """Leads of the caller's tenant, newest activity first, filtered by status (verdict), grade, stage,
+    tag and verdict reason."""
     tenant = caller.tenant_id
     one_ids = None
     if grade is not None:
         one_ids = await services.scoring.one_ids_with_grade(tenant, [grade.value], limit=5_000)
-    found = await services.leads.list(tenant, verdict=status, one_ids=one_ids, limit=limit)
+    found = await services.leads.list(tenant, verdict=status, stage=stage, tag=tag, reason=reason, one_ids=one_ids,
+                                      limit=limit)
     scores = await services.scoring.many(tenant, [lead.one_id for lead in found])
     return [_lead_out(lead, scores.get(lead.one_id)) for lead in found]
 
@@ -120,4 +123,28 @@ async def ops_summary(caller: Ops, services: ServicesDep):
         tenant_id=caller.tenant_id,
         total=sum(counts.values()),
         funnel=[FunnelStage(stage=s, count=counts.get(s, 0)) for s in order],
+    )
+
+
+@router.get("/v1/ops/sources", response_model=SourcesOut)
+async def ops_sources(caller: Ops, services: ServicesDep,
+                      hours: Annotated[int, Query(ge=1, le=24 * 35, description="the window, in hours")] = 24):
+    """Source quality, the fake-prosperity detector: valid, suspect and junk touchpoints per channel,
+    campaign and store over the last `hours`, worst first, with each source's baseline and the alerts
+    raised when a source's bad rate jumped above it."""
+    tenant = caller.tenant_id
+    rows = await services.leads.source_quality(tenant, hours=hours)
+    alerts = await services.leads.alerts(tenant, hours=hours)
+    return SourcesOut(
+        tenant_id=tenant,
+        hours=hours,
+        sources=[SourceQualityOut(
+            dimension=r.dimension, value=r.value,
+            counts=SourceCountsOut(valid=r.counts.valid, suspect=r.counts.suspect, junk=r.counts.junk,
+                                   total=r.counts.total),
+            junk_rate=round(r.counts.junk_rate, 4), suspect_rate=round(r.counts.suspect_rate, 4),
+            bad_rate=round(r.counts.bad_rate, 4),
+            baseline=None if r.baseline is None else round(r.baseline, 4), alerting=r.alerting,
+        ) for r in rows],
+        alerts=[SourceAlertOut(**a) for a in alerts],
     )

@@ -1,11 +1,12 @@
 """The leads store: the only writer of
 - `leads`: one state document per person; a merged person's stays as a tombstone with `merged_into`
-  (and its last lead, which the merge folds into the survivor's);
+  (and its last lead, which the merge folds into the survivor's); `due_at` says when the timer must
+  look at the person next (dormancy, a purchase ageing into a replacement);
 - `lead_transitions`: every stage change (from, to, at, cause);
-- `lead_touchpoints`: the timeline, one document per touchpoint (`tenant␟event_id`) with the person it
-  belongs to and what `apply` needs, so that a split can rebuild both persons;
 - `lead_erasures`: a digest of every erased one_id (never the one_id), so that a touchpoint still in
   flight cannot bring an erased person back.
+The timeline, counters and source statistics have adapters of their own (timeline.py, signals.py,
+sources.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.persons import ErasureMarkers, follow
-from leadflow.runtime.store import ensure_collections, insert_once
-from schemas.identity import TouchpointIdentified
-from schemas.leads import Stage, Trigger, Verdict
-from services.leads.domain.lead import Lead, Transition
+from leadflow.runtime.store import ensure_collections
+from schemas.leads import Collision, Owner, Route, Stage, Trigger, Verdict
+from services.leads.domain.lead import Lead
+from services.leads.domain.stages import CauseType, LifecycleState, Transition
 
 _LEAD_FIELDS = {f.name for f in fields(Lead)}
+_LIFE_FIELDS = {f.name for f in fields(LifecycleState)}
 
 
 def lead_doc_id(tenant_id: str, one_id: str) -> str:
@@ -45,15 +47,15 @@ class LeadRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.leads = db["leads"]
         self.transitions = db["lead_transitions"]
-        self.touchpoints = db["lead_touchpoints"]
         self.erasures = ErasureMarkers(db["lead_erasures"])
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.leads, self.transitions, self.touchpoints, self.erasures.collection)
+        await ensure_collections(self.leads, self.transitions, self.erasures.collection)
         await self.leads.create_index([("tenant_id", ASCENDING), ("stage", ASCENDING)])
         await self.leads.create_index([("tenant_id", ASCENDING), ("verdict", ASCENDING), ("last_seen_at", DESCENDING)])
         await self.transitions.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING), ("at", ASCENDING)])
-        await self.touchpoints.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
+        await self.leads.create_index([("due_at", ASCENDING)])
+        await self.leads.create_index([("tenant_id", ASCENDING), ("tags", ASCENDING)])
 
     # ---- state documents -------------------------------------------------------------------------
     async def load(self, tenant_id: str, one_id: str) -> Stored | None:
@@ -69,12 +71,18 @@ class LeadRepository:
         """The person `one_id` lives on as, following merges, and what is stored for them."""
         return await follow(one_id, lambda o: self.load(tenant_id, o), lambda stored: stored.merged_into)
 
-    async def store(self, tenant_id: str, one_id: str, stored: Stored) -> None:
+    async def store(self, tenant_id: str, one_id: str, stored: Stored, *, due: datetime | None = None) -> None:
         """Write the person's document whole (see `leadflow/runtime/state.py` for why without compare-and-set)."""
-        await self.leads.replace_one({"_id": lead_doc_id(tenant_id, one_id)}, _to_doc(tenant_id, one_id, stored), upsert=True)
+        doc = _to_doc(tenant_id, one_id, stored, due)
+        await self.leads.replace_one({"_id": lead_doc_id(tenant_id, one_id)}, doc, upsert=True)
 
-    async def save(self, lead: Lead) -> None:
-        await self.store(lead.tenant_id, lead.one_id, Stored(lead))
+    async def save(self, lead: Lead, *, due: datetime | None = None) -> None:
+        await self.store(lead.tenant_id, lead.one_id, Stored(lead), due=due)
+
+    async def due(self, now: datetime, limit: int) -> list[Lead]:
+        """Persons the timer must look at (every tenant: the timer is the service's, not a tenant's)."""
+        cursor = self.leads.find({"due_at": {"$lte": now}, "merged_into": {"$exists": False}}).limit(limit)
+        return [_to_lead(doc) async for doc in cursor if "life" in doc]
 
     # ---- transitions -----------------------------------------------------------------------------
     async def record_transition(self, lead: Lead, transition: Transition) -> None:
@@ -82,53 +90,20 @@ class LeadRepository:
         await self.transitions.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def forget_transition(self, tenant_id: str, one_id: str, cause_id: str) -> None:
-        await self.transitions.delete_one({"_id": _transition_id(tenant_id, one_id, cause_id)})
+        await self.transitions.delete_one({"_id": f"{tenant_id}\x1f{one_id}\x1f{cause_id}"})
 
     async def replace_transitions(self, tenant_id: str, one_id: str, transitions: list[Transition],
                                   *, causes: set[str], stale_types: set[str]) -> None:
         """Make `transitions` the person's stage changes caused by `causes` or of `stale_types`; changes
         with other causes (touchpoints newer than a rebuild) stay. A rare operation: it scans."""
-        wanted = {_transition_id(tenant_id, one_id, t.cause_event_id): t for t in transitions}
-        cursor = self.transitions.find({"tenant_id": tenant_id, "one_id": one_id}, {"cause_event_id": 1, "cause_event_type": 1})
+        wanted = {_transition_id(tenant_id, one_id, t): t for t in transitions}
+        cursor = self.transitions.find({"tenant_id": tenant_id, "one_id": one_id}, {"cause": 1, "cause_type": 1})
         async for doc in cursor:
-            if doc["_id"] not in wanted and (doc.get("cause_event_id") in causes or doc.get("cause_event_type") in stale_types):
+            if doc["_id"] not in wanted and (doc.get("cause") in causes or doc.get("cause_type") in stale_types):
                 await self.transitions.delete_one({"_id": doc["_id"]})
         for transition in transitions:
             doc = _transition_doc(tenant_id, one_id, transition)
             await self.transitions.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-
-    # ---- the timeline ----------------------------------------------------------------------------
-    async def add_touchpoint(self, event: TouchpointIdentified, one_id: str) -> str:
-        """File the touchpoint under `one_id` unless the timeline knows it; returns whose it is."""
-        entry = _entry(event, one_id)
-        if await insert_once(self.touchpoints, entry):
-            return one_id
-        known = await self.touchpoints.find_one({"_id": entry["_id"]})
-        if known is None:  # erased in between
-            return one_id
-        if "event" not in known:  # a split placed it before it arrived: fill it in
-            await self.touchpoints.update_one(
-                {"_id": entry["_id"]}, {"$set": {k: v for k, v in entry.items() if k not in ("_id", "one_id")}}
-            )
-        return known["one_id"]
-
-    async def move_touchpoint(self, tenant_id: str, event_id: str, one_id: str) -> None:
-        """The touchpoint belongs to `one_id`; if it has not arrived yet, it will find that out."""
-        entry_id = f"{tenant_id}\x1f{event_id}"
-        for _ in range(2):
-            if (await self.touchpoints.update_one({"_id": entry_id}, {"$set": {"one_id": one_id}})).matched_count:
-                return
-            if await insert_once(self.touchpoints, {"_id": entry_id, "tenant_id": tenant_id, "event_id": event_id,
-                                                    "one_id": one_id}):
-                return
-
-    async def forget_touchpoint(self, tenant_id: str, event_id: str) -> None:
-        await self.touchpoints.delete_one({"_id": f"{tenant_id}\x1f{event_id}"})
-
-    async def timeline(self, tenant_id: str, one_ids: Iterable[str]) -> list[TouchpointIdentified]:
-        """The touchpoints filed under these one_ids. A rare operation (splits): it scans."""
-        cursor = self.touchpoints.find({"tenant_id": tenant_id, "one_id": {"$in": list(one_ids)}})
-        return [TouchpointIdentified.model_validate_json(doc["event"]) async for doc in cursor if "event" in doc]
 
     # ---- erasure ---------------------------------------------------------------------------------
     async def is_erased(self, tenant_id: str, one_id: str) -> bool:
@@ -140,20 +115,26 @@ class LeadRepository:
         await self.erasures.mark(tenant_id, one_ids, at)
         for one_id in one_ids:
             await self.leads.delete_one({"_id": lead_doc_id(tenant_id, one_id)})
-        await self.touchpoints.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
         await self.transitions.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
 
     async def forget(self, tenant_id: str, one_id: str, event_id: str) -> None:
-        """Undo what applying one touchpoint wrote (it raced the person's erasure)."""
+        """Undo what applying one touchpoint wrote to these collections (it raced the person's erasure)."""
         await self.leads.delete_one({"_id": lead_doc_id(tenant_id, one_id)})
-        await self.forget_touchpoint(tenant_id, event_id)
         await self.forget_transition(tenant_id, one_id, event_id)
 
     # ---- reads -----------------------------------------------------------------------------------
-    async def list(self, tenant_id: str, *, verdict: Verdict | None, one_ids: list[str] | None, limit: int) -> list[Lead]:
-        query: dict[str, Any] = {"tenant_id": tenant_id, "merged_into": {"$exists": False}}
+    async def list(self, tenant_id: str, *, verdict: Verdict | None = None, stage: Stage | None = None,
+                   tag: str | None = None, reason: str | None = None, one_ids: list[str] | None = None,
+                   limit: int = 50) -> list[Lead]:
+        query: dict[str, Any] = {"tenant_id": tenant_id, "merged_into": {"$exists": False}, "life": {"$exists": True}}
         if verdict:
             query["verdict"] = verdict.value
+        if stage:
+            query["stage"] = stage.value
+        if tag:
+            query["tags"] = tag
+        if reason:
+            query["reasons"] = reason
         if one_ids is not None:
             query["one_id"] = {"$in": one_ids}
         cursor = self.leads.find(query, {"recent_event_ids": 0}).sort("last_seen_at", DESCENDING).limit(limit)
@@ -161,7 +142,7 @@ class LeadRepository:
 
     async def stage_counts(self, tenant_id: str) -> dict[Stage, int]:
         pipeline = [
-            {"$match": {"tenant_id": tenant_id, "merged_into": {"$exists": False}}},
+            {"$match": {"tenant_id": tenant_id, "merged_into": {"$exists": False}, "life": {"$exists": True}}},
             {"$group": {"_id": "$stage", "n": {"$sum": 1}}},
         ]
         cursor = await self.leads.aggregate(pipeline)
@@ -178,50 +159,65 @@ def same_lead(a: Lead, b: Lead) -> bool:
         _to_doc(b.tenant_id, b.one_id, Stored(replace(b, version=0))))
 
 
-def _entry(event: TouchpointIdentified, one_id: str) -> dict[str, Any]:
-    tp = event.touchpoint
-    return {
-        "_id": f"{event.tenant_id}\x1f{event.event_id}",
-        "tenant_id": event.tenant_id,
-        "event_id": event.event_id,
-        "one_id": one_id,
-        "event_type": tp.event_type.value,
-        "occurred_at": tp.occurred_at,
-        "channel": tp.source.channel,
-        "identified_at": event.identified_at,
-        # What `apply` reads, as JSON text: attributes are free-form and FerretDB v1 refuses nested
-        # arrays. Link ids and the IP address are left out; identifiers are masked already.
-        "event": event.model_dump_json(exclude={"identifiers": True, "touchpoint": {"source": {"ip"}}}),
-    }
-
-
-def _transition_id(tenant_id: str, one_id: str, cause_id: str) -> str:
-    return f"{tenant_id}\x1f{one_id}\x1f{cause_id}"
+def _transition_id(tenant_id: str, one_id: str, transition: Transition) -> str:
+    cause = transition.cause
+    if transition.cause_type is CauseType.TIMER:  # the timer may send a person dormant more than once
+        cause = f"{cause}@{transition.at.isoformat()}"
+    return f"{tenant_id}\x1f{one_id}\x1f{cause}"
 
 
 def _transition_doc(tenant_id: str, one_id: str, transition: Transition) -> dict[str, Any]:
     return {
-        "_id": _transition_id(tenant_id, one_id, transition.cause_event_id),
+        "_id": _transition_id(tenant_id, one_id, transition),
         "tenant_id": tenant_id,
         "one_id": one_id,
         "from": transition.from_stage,
         "to": transition.to_stage,
         "at": transition.at,
-        "cause_event_id": transition.cause_event_id,
-        "cause_event_type": transition.cause_event_type,
+        "cause": transition.cause,
+        "cause_type": transition.cause_type.value,
+        "detail": transition.detail,
+        "stage_before": transition.stage_before,
     }
 
 
-def _to_doc(tenant_id: str, one_id: str, stored: Stored) -> dict[str, Any]:
+def _life_doc(life: LifecycleState) -> dict[str, Any]:
+    doc = asdict(life)
+    doc["service_visits"] = list(life.service_visits)
+    return doc
+
+
+def _to_life(doc: dict[str, Any]) -> LifecycleState:
+    data = {k: v for k, v in doc.items() if k in _LIFE_FIELDS}
+    for name in ("stage", "stage_before"):
+        if data.get(name) is not None:
+            data[name] = Stage(data[name])
+    data["service_visits"] = tuple(data.get("service_visits", ()))
+    return LifecycleState(**data)
+
+
+def _pairs(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Counts as a list: channel names may hold characters a field name may not ('.', '$')."""
+    return [{"k": k, "n": n} for k, n in counts.items()]
+
+
+def _to_doc(tenant_id: str, one_id: str, stored: Stored, due: datetime | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"tenant_id": tenant_id, "one_id": one_id}
     if stored.lead is not None:
         lead = stored.lead
-        body.update(asdict(lead))
+        body.update({f.name: getattr(lead, f.name) for f in fields(Lead)})
         body["one_id"] = one_id
-        body["reasons"] = list(lead.reasons)
-        body["recent_event_ids"] = list(lead.recent_event_ids)
-        body["absorbed"] = list(lead.absorbed)
-        body["last_trigger"] = lead.last_trigger.model_dump(mode="python") if lead.last_trigger else None
+        body["life"] = _life_doc(lead.life)
+        body["stage"] = lead.stage.value  # queried: the funnel, filters
+        body["reachable"] = lead.reachable
+        for name in ("reasons", "problems", "tags", "phone_links", "bad_phones", "credited", "recent_event_ids", "absorbed"):
+            body[name] = list(getattr(lead, name))
+        body["event_counts"] = _pairs(dict(lead.event_counts))
+        body["channel_counts"] = _pairs(dict(lead.channel_counts))
+        for name in ("owner", "collision", "last_trigger"):
+            value = getattr(lead, name)
+            body[name] = value.model_dump(mode="python") if value is not None else None
+        body["due_at"] = due
     body["version"] = stored.lead.version if stored.lead else 0
     if stored.merged_into is not None:
         body["merged_into"] = stored.merged_into
@@ -229,16 +225,20 @@ def _to_doc(tenant_id: str, one_id: str, stored: Stored) -> dict[str, Any]:
 
 
 def _to_stored(doc: dict[str, Any]) -> Stored:
-    return Stored(_to_lead(doc) if "stage" in doc else None, doc.get("merged_into"))
+    return Stored(_to_lead(doc) if "life" in doc else None, doc.get("merged_into"))
 
 
 def _to_lead(doc: dict[str, Any]) -> Lead:
     data = {k: v for k, v in doc.items() if k in _LEAD_FIELDS}
-    data["stage"] = Stage(data["stage"])
+    data["life"] = _to_life(doc["life"])
     data["verdict"] = Verdict(data["verdict"])
-    data["reasons"] = tuple(data.get("reasons", ()))
-    data["recent_event_ids"] = tuple(data.get("recent_event_ids", ()))
-    data["absorbed"] = tuple(data.get("absorbed", ()))
+    data["route"] = Route(data.get("route", Route.SALES))
+    for name in ("reasons", "problems", "tags", "phone_links", "bad_phones", "credited", "recent_event_ids", "absorbed"):
+        data[name] = tuple(data.get(name, ()))
+    for name in ("event_counts", "channel_counts"):
+        data[name] = {p["k"]: p["n"] for p in data.get(name, ())}
+    data["owner"] = Owner.model_validate(data["owner"]) if data.get("owner") else None
+    data["collision"] = Collision.model_validate(data["collision"]) if data.get("collision") else None
     data["last_trigger"] = Trigger.model_validate(data["last_trigger"]) if data.get("last_trigger") else None
     data.setdefault("on_timeline", False)  # a lead written before the timeline existed
     return Lead(**data)

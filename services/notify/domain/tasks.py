@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.leads import Verdict
+from schemas.leads import CollisionResolution, LeadSnapshot, Route, Verdict
 from schemas.scores import Grade, ScoreChanged
 
 _TASK_NS = uuid.UUID("a54f3b0c-9a8e-4c7d-b1f2-6e0d3c2b1a99")
@@ -34,16 +34,47 @@ class Consultant:
 class Assignment:
     consultant_id: str | None
     rule: str
+    queue: str = "sales"  # sales | verification | collision
+
+
+VERIFY_REASON = "verify_suspect_lead"
+COLLISION_REASON = "store_collision"
 
 
 def task_reason(change: ScoreChanged, has_open_task: bool) -> str | None:
-    """Why this change deserves a new task, or None. Junk never reaches a consultant."""
+    """Why this change deserves a new task, or None. Junk never reaches anybody; a suspect lead goes to
+    verification when the tenant routes it there (leads decides: `lead.route`)."""
     lead = change.lead
-    if has_open_task or lead.verdict is not Verdict.VALID or not lead.reachable:
+    if has_open_task or not lead.reachable or lead.verdict is Verdict.JUNK or lead.route is Route.NONE:
         return None
     if change.grade not in TASK_GRADES:
         return None
+    if lead.route is Route.VERIFICATION:
+        return VERIFY_REASON
+    if lead.verdict is not Verdict.VALID:
+        return None
+    if _asks_ops(lead):
+        return COLLISION_REASON
     return "new_valid_lead"
+
+
+def _asks_ops(lead: LeadSnapshot) -> bool:
+    return lead.collision is not None and lead.collision.resolution is CollisionResolution.ASK_OPS
+
+
+def assign(lead: LeadSnapshot, reason: str, consultants: list[Consultant]) -> Assignment:
+    """Who gets the task: verification and ops-decided collisions go to their queues; a person with an
+    owner goes back to the owner (撞单 kept with the owner) while the owner can take it; else `route`."""
+    if reason == VERIFY_REASON:
+        return Assignment(None, "verification_queue", "verification")
+    if reason == COLLISION_REASON:
+        return Assignment(None, "collision_queue", "collision")
+    owner = lead.owner
+    if owner is not None:
+        mine = [c for c in consultants if c.consultant_id == owner.consultant_id and c.active and c.open_tasks < c.capacity]
+        if mine:
+            return Assignment(owner.consultant_id, "owner")
+    return route(lead.store_id, consultants)
 
 
 def task_id(tenant_id: str, one_id: str, trigger_event_id: str) -> str:
