@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python -m bench.store_ops
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.identity_scale
+	$(BIN)/python -m bench.junk_detection
 
 schemas:
 	$(BIN)/python -m schemas.export

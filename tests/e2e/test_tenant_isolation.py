@@ -22,6 +22,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("delete", "/v1/profiles/{one_id}"): set(),
     ("get", "/v1/leads"): {"ops"},
     ("get", "/v1/ops/summary"): {"ops"},
+    ("get", "/v1/ops/sources"): {"ops"},
     ("get", "/v1/profiles/{one_id}/identity"): {"ops"},
     ("get", "/v1/identity/conflicts"): {"ops"},
     ("post", "/v1/identity/split"): {"ops"},

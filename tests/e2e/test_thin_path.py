@@ -90,11 +90,13 @@ def test_same_event_straight_to_kafka_twice_yields_one_task(stack):
 
 def test_junk_number_never_reaches_a_consultant(stack):
     ops, ingest = stack.client("ops"), stack.client("ingest")
-    marker = f"测试{uuid.uuid4().hex[:6]}"  # other tests add junk leads of their own to this tenant
-    assert ingest.post("/v1/events", json=touchpoint(phone="13800138000", name=marker)).status_code == 202
+    marker = f"store-{uuid.uuid4().hex[:6]}"  # other tests add junk leads of their own to this tenant
+    event = touchpoint(phone="13800138000", name="测试", store_id=marker)
+    assert ingest.post("/v1/events", json=event).status_code == 202
     junk = eventually(lambda: [lead for lead in ops.get("/v1/leads", params={"status": "junk", "limit": 500}).json()
-                               if lead["name"] == marker])
-    assert junk[0]["reasons"] == ["test_number"]
+                               if lead["store_id"] == marker])
+    assert junk[0]["reasons"] == ["test_number"] and junk[0]["route"] == "none"
+    assert junk[0]["name"] is None and "name_placeholder" in junk[0]["problems"]  # 测试 is no name
     assert not ops.get("/v1/tasks", params={"one_id": junk[0]["one_id"]}).json()
 
 

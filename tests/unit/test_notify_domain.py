@@ -9,17 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.leads import LeadSnapshot, Stage, Trigger, Verdict
+from schemas.leads import Collision, CollisionResolution, LeadSnapshot, Owner, Route, Stage, Trigger, Verdict
 from schemas.scores import Grade, ScoreChanged
 from schemas.touchpoints import EventType
-from services.notify.domain.tasks import Assignment, Consultant, due_at, route, task_id, task_reason
+from services.notify.domain.tasks import Assignment, Consultant, assign, due_at, route, task_id, task_reason
 
 NOW = datetime(2025, 5, 20, 12, 0, tzinfo=timezone.utc)
 NO_DB = settings(database=None)  # no .hypothesis/ example database on disk: these are pure tests
 
 
 def change(
-    *, grade: Grade = Grade.B, verdict: Verdict = Verdict.VALID, reachable: bool = True, store_id: str | None = "s-1"
+    *, grade: Grade = Grade.B, verdict: Verdict = Verdict.VALID, reachable: bool = True, store_id: str | None = "s-1",
+    **lead_fields,
 ) -> ScoreChanged:
     return ScoreChanged(
         change_id="c-1",
@@ -30,7 +31,7 @@ def change(
         trigger=Trigger(event_id="e-1", event_type=EventType.FORM_SUBMITTED, occurred_at=NOW, channel="site"),
         lead=LeadSnapshot(
             verdict=verdict, stage=Stage.LEAD, reachable=reachable, store_id=store_id,
-            touchpoints=1, first_seen_at=NOW, last_seen_at=NOW,
+            touchpoints=1, first_seen_at=NOW, last_seen_at=NOW, **lead_fields,
         ),
         scored_at=NOW,
     )
@@ -48,9 +49,37 @@ def test_valid_reachable_lead_without_open_task_gets_a_task(grade):
     assert task_reason(change(grade=grade), has_open_task=False) == "new_valid_lead"
 
 
-@pytest.mark.parametrize("verdict", [Verdict.JUNK, Verdict.SUSPECT])
-def test_junk_and_suspect_never_reach_a_consultant(verdict):
-    assert task_reason(change(verdict=verdict, grade=Grade.H), has_open_task=False) is None
+def test_junk_never_reaches_anybody_whatever_the_route():
+    for route_ in Route:
+        assert task_reason(change(verdict=Verdict.JUNK, route=route_, grade=Grade.H), has_open_task=False) is None
+    assert task_reason(change(route=Route.NONE, grade=Grade.H), has_open_task=False) is None
+
+
+def test_suspect_leads_go_to_verification_or_to_sales_as_unverified():
+    verify = change(verdict=Verdict.SUSPECT, route=Route.VERIFICATION, grade=Grade.H)
+    assert task_reason(verify, has_open_task=False) == "verify_suspect_lead"
+    assert assign(verify.lead, "verify_suspect_lead", [consultant("c-1")]) == Assignment(
+        None, "verification_queue", "verification")
+    sales = change(verdict=Verdict.SUSPECT, route=Route.SALES, grade=Grade.H)
+    assert task_reason(sales, has_open_task=False) == "new_unverified_lead"
+
+
+def test_an_owned_person_goes_back_to_the_owner_while_the_owner_can_take_it():
+    owned = change(store_id="s-2", owner=Owner(consultant_id="c-own", store_id="s-1", since=NOW)).lead
+    team = [consultant("c-own", "s-1"), consultant("c-2", "s-2")]
+    assert assign(owned, "new_valid_lead", team) == Assignment("c-own", "owner")
+    full = [consultant("c-own", "s-1", capacity=1, open_tasks=1), consultant("c-2", "s-2")]
+    assert assign(owned, "new_valid_lead", full) == Assignment("c-2", "same_store_least_loaded")
+
+
+def test_a_collision_ops_must_decide_goes_to_the_collision_queue():
+    collision = Collision(owner_consultant_id="c-own", owner_store_id="s-1", store_id="s-2", event_id="e-9", at=NOW,
+                          resolution=CollisionResolution.ASK_OPS)
+    asked = change(grade=Grade.A, collision=collision, owner=Owner(consultant_id="c-own", store_id="s-1", since=NOW))
+    assert task_reason(asked, has_open_task=False) == "store_collision"
+    assert assign(asked.lead, "store_collision", [consultant("c-own")]) == Assignment(None, "collision_queue", "collision")
+    kept = change(grade=Grade.A, collision=collision.model_copy(update={"resolution": CollisionResolution.KEEP_OWNER}))
+    assert task_reason(kept, has_open_task=False) == "new_valid_lead"
 
 
 def test_unreachable_lead_gets_no_task():

@@ -51,11 +51,10 @@ def task_reason(change: ScoreChanged, has_open_task: bool) -> str | None:
         return None
     if lead.route is Route.VERIFICATION:
         return VERIFY_REASON
-    if lead.verdict is not Verdict.VALID:
-        return None
     if _asks_ops(lead):
         return COLLISION_REASON
-    return "new_valid_lead"
+    # A suspect lead routed to sales: the tenant chose to skip verification; the reason says so.
+    return "new_valid_lead" if lead.verdict is Verdict.VALID else "new_unverified_lead"
 
 
 def _asks_ops(lead: LeadSnapshot) -> bool:
