@@ -127,6 +127,7 @@ class ProfileOut(LeadOut):
     owner_consultant_id: str | None = None
     open_task_id: str | None = None
     history: list[StageChange] = []
+    stage_durations_s: dict[str, float] = Field({}, description="seconds spent in each stage so far, from the history")
 
 
 class TaskOut(BaseModel):

@@ -30,7 +30,6 @@ from services.leads.domain.lead import (
     assign,
     credit,
     due_at,
-    mark_phone_bad,
     tick,
     trigger_of,
 )

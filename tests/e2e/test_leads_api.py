@@ -25,6 +25,7 @@ def test_the_profile_shows_cleaned_fields_verdict_stage_history_and_tags(stack):
     assert profile["budget_low"] < 250_000 < profile["budget_high"]
     assert "意向:Model Y" in profile["tags"]
     assert [(h["from"], h["to"], h["cause_type"]) for h in profile["history"]] == [(None, "lead", "touchpoint")]
+    assert set(profile["stage_durations_s"]) == {"lead"} and profile["stage_durations_s"]["lead"] >= 0
     tagged = ops.get("/v1/leads", params={"tag": "意向:Model Y", "limit": 500}).json()
     assert one_id in {lead["one_id"] for lead in tagged}
 

@@ -915,3 +915,15 @@ def test_invalid_rules_are_refused_with_their_place(data, message):
 def test_derive_tags_checks_raw_rules_too():
     with pytest.raises(TagRuleError, match="unknown flag"):
         derive_tags(facts(), [{"tag": "x", "when": {"flag": "vip"}}])
+
+
+def test_time_in_stages_of_stored_history():
+    from datetime import UTC, datetime, timedelta
+
+    from services.leads.domain.stages import time_in_stages
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    history = [{"to": "lead", "at": t0}, {"to": "opportunity", "at": t0 + timedelta(days=2)},
+               {"to": "lead", "at": t0 + timedelta(days=3)}]  # (a rebuild may revisit a stage)
+    got = time_in_stages(history, t0 + timedelta(days=10))
+    assert got == {Stage.LEAD: timedelta(days=9), Stage.OPPORTUNITY: timedelta(days=1)}

@@ -3,6 +3,7 @@ routing, disposable domains, and that `assess` never fails on anything."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from schemas.identity import LinkedIdentifier, RejectedIdentifier
 from schemas.leads import Route, Verdict
 from schemas.touchpoints import EventType, IdentifierType
 from services.leads.domain.quality import (
+    JUNK_REASONS,
     REASONS,
     QualityInput,
     QualityPolicy,
@@ -46,6 +48,17 @@ def test_a_clean_form_is_valid_without_reasons():
 def test_an_unusable_only_phone_is_junk(problem):
     got = assess(q(identifiers=(), problems=(problem,)))
     assert (got.verdict, got.reasons) == (Verdict.JUNK, (problem,))
+
+
+def test_an_e_mail_does_not_save_a_touchpoint_whose_phones_are_all_bad():
+    # The rule is about phones: a lead nobody can call is junk, whatever else it carries.
+    got = assess(q(identifiers=(email("qq.com"),), problems=("invalid_phone",)))
+    assert (got.verdict, got.reasons) == (Verdict.JUNK, ("invalid_phone",))
+
+
+def test_a_page_view_without_contacts_is_valid():
+    got = assess(q(event_type=EventType.PAGE_VIEWED, identifiers=(), user_agent=None, fill_seconds=None))
+    assert (got.verdict, got.reasons) == (Verdict.VALID, ())
 
 
 def test_a_bad_phone_next_to_a_good_one_is_not_junk():
@@ -93,6 +106,14 @@ def test_browser_checks_apply_to_forms_only():
         assert assess(q(event_type=kind, user_agent=None, fill_seconds=0.1)).verdict is Verdict.VALID
 
 
+def test_non_browser_checks_apply_to_calls_too():
+    call = q(event_type=EventType.CALL_LOGGED, user_agent=None, fill_seconds=None)
+    assert assess(call).verdict is Verdict.VALID
+    assert assess(q(event_type=EventType.CALL_LOGGED, user_agent=None, fill_seconds=None,
+                    identifiers=(PHONE, email("mailinator.com")), problems=("virtual_operator",))).reasons == (
+        "disposable_email", "virtual_operator")
+
+
 def test_disposable_email_is_suspect_unless_allowed():
     assert assess(q(identifiers=(PHONE, email("mailinator.com")))).reasons == ("disposable_email",)
     assert assess(q(identifiers=(PHONE, email("MAILINATOR.COM")))).reasons == ("disposable_email",)
@@ -104,7 +125,15 @@ def test_disposable_email_is_suspect_unless_allowed():
 
 def test_subdomains_of_disposable_domains_are_disposable():
     assert is_disposable("x.mailinator.com", POLICY) and not is_disposable("com", POLICY)
-    assert not is_disposable("", POLICY)
+    assert not is_disposable("", POLICY) and not is_disposable("mailinator.com.cn", POLICY)
+
+
+def test_disposable_detection_ignores_case_and_trailing_dots_however_the_policy_was_built():
+    assert is_disposable(" MailInator.COM. ", POLICY)
+    own = QualityPolicy(extra_disposable_domains=frozenset({"TMP.Example.CN."}), allowed_domains=frozenset({"YOPMAIL.com"}))
+    assert is_disposable("tmp.example.cn", own) and is_disposable("Box.TMP.example.cn", own)
+    assert not is_disposable("yopmail.com", own) and not is_disposable("a.YopMail.com", own)
+    assert is_disposable("yopmail.com", POLICY)
 
 
 @pytest.mark.parametrize("risk", ["virtual_operator", "sequential_digits", "repeated_digits", "foreign_phone"])
@@ -130,11 +159,17 @@ def test_junk_outranks_suspicion_and_reasons_are_sorted():
     assert assess(q(user_agent="curl/8", fill_seconds=0.5)).reasons == ("bot_user_agent", "form_too_fast")
 
 
-def test_routes():
-    assert route_of(Verdict.VALID, POLICY) is Route.SALES
-    assert route_of(Verdict.SUSPECT, POLICY) is Route.VERIFICATION
-    assert route_of(Verdict.SUSPECT, QualityPolicy(suspect_to_verification=False)) is Route.SALES
-    assert route_of(Verdict.JUNK, QualityPolicy(suspect_to_verification=False)) is Route.NONE
+@pytest.mark.parametrize(("verdict", "to_verification", "route"), [
+    (Verdict.VALID, True, "sales"),
+    (Verdict.VALID, False, "sales"),
+    (Verdict.SUSPECT, True, "verification"),
+    (Verdict.SUSPECT, False, "sales"),
+    (Verdict.JUNK, True, "none"),
+    (Verdict.JUNK, False, "none"),
+])
+def test_routes(verdict, to_verification, route):
+    got = route_of(verdict, QualityPolicy(suspect_to_verification=to_verification))
+    assert got == route and got is Route(route)
 
 
 def test_policy_from_mapping():
@@ -151,10 +186,25 @@ def test_policy_from_mapping():
     ({"velocity_window_minutes": 0}, "velocity_window_minutes"),
     ({"allowed_domains": "a.com"}, "allowed_domains"),
     ({"risk_is_suspect": "yes"}, "risk_is_suspect"),
+    ({"allowed_domains": 5}, "allowed_domains"),
+    ({"extra_disposable_domains": ["a.com", 1]}, "extra_disposable_domains"),
+    ({"velocity_window_minutes": math.nan}, "velocity_window_minutes"),
+    ({"velocity_window_minutes": 1e300}, "velocity_window_minutes"),
+    ({"velocity_window_minutes": 7 * 24 * 60 + 1}, "velocity_window_minutes"),
+    ({"min_human_fill_seconds": math.inf}, "min_human_fill_seconds"),
+    ({"min_human_fill_seconds": -1}, "min_human_fill_seconds"),
+    ({"min_human_fill_seconds": True}, "min_human_fill_seconds"),
 ])
 def test_bad_policies_name_the_key(data, names):
     with pytest.raises(QualityPolicyError, match=names):
         QualityPolicy.from_mapping(data)
+
+
+def test_policy_limits_are_inclusive():
+    policy = QualityPolicy.from_mapping({"velocity_window_minutes": 7 * 24 * 60, "min_human_fill_seconds": 0,
+                                         "max_forms_per_device": 1, "max_forms_per_ip": 1})
+    assert policy.velocity_window == timedelta(days=7) and policy.min_human_fill_seconds == 0.0
+    assert QualityPolicy.from_mapping({}) == POLICY
 
 
 def test_every_reason_is_explained():
@@ -162,21 +212,51 @@ def test_every_reason_is_explained():
 
 
 TEXT = st.one_of(st.none(), st.text(max_size=40))
+KNOWN_PROBLEMS = ["invalid_phone", "test_number", "virtual_operator", "sequential_digits", "repeated_digits",
+                  "foreign_phone", "landline_only", "phone_over_limit", "phone_quarantined", "unknown_city"]
+GUARDRAILS = ["limit:phone", "exclusive:crm_id", "weak_link:phone", "merge_size_cap", "quarantined",
+              "blocked_test_number", "phone_not_a_number", "email_malformed", "blocked_by_tenant"]
+IDENTIFIERS = st.builds(
+    LinkedIdentifier,
+    type=st.sampled_from(list(IdentifierType)),
+    link_id=st.sampled_from(["ph-1", "ph-2", "em-1", "x"]),
+    masked=st.one_of(st.text(max_size=30), st.builds("a***@{}".format, st.sampled_from(
+        ["mailinator.com", "qq.com", "MAILINATOR.com.", "", "@", "x.yopmail.com"]))),
+)
+POLICIES = st.builds(
+    QualityPolicy,
+    min_human_fill_seconds=st.floats(0, 600),
+    max_forms_per_device=st.integers(1, 50),
+    max_forms_per_ip=st.integers(1, 50),
+    suspect_to_verification=st.booleans(),
+    extra_disposable_domains=st.frozensets(st.text(max_size=12), max_size=3),
+    allowed_domains=st.frozensets(st.sampled_from(["mailinator.com", "yopmail.com", "qq.com"]), max_size=2),
+    risk_is_suspect=st.booleans(),
+)
 
 
 @NO_DB
 @given(
-    st.sampled_from(list(EventType)), TEXT, st.one_of(st.none(), st.floats(0, 1e5)),
-    st.lists(st.sampled_from(["invalid_phone", "test_number", "virtual_operator", "foreign_phone", "unknown_city"])),
-    st.lists(st.text(min_size=1, max_size=20)), st.integers(0, 1000), st.integers(0, 1000), st.booleans(),
+    st.sampled_from(list(EventType)), TEXT, st.one_of(st.none(), st.floats(allow_nan=True)),
+    st.lists(st.one_of(st.sampled_from(KNOWN_PROBLEMS), st.text(max_size=20))),
+    st.lists(IDENTIFIERS, max_size=4),
+    st.lists(st.one_of(st.sampled_from(GUARDRAILS), st.text(min_size=1, max_size=20))),
+    st.integers(-5, 1000), st.integers(-5, 1000), st.frozensets(st.sampled_from(["ph-1", "ph-2", "zz"])), POLICIES,
 )
-def test_assess_never_fails_and_only_gives_known_reasons(kind, ua, fill, problems, rejections, devices, ips, with_phone):
+def test_assess_never_fails_and_only_gives_known_reasons(kind, ua, fill, problems, identifiers, rejections,
+                                                        devices, ips, bad, policy):
     got = assess(QualityInput(
-        event_type=kind, user_agent=ua, fill_seconds=fill, problems=tuple(problems),
-        identifiers=(PHONE,) if with_phone else (), device_forms=devices, ip_forms=ips,
-        rejected=tuple(RejectedIdentifier(type=IdentifierType.PHONE, reason=r) for r in rejections)))
+        event_type=kind, user_agent=ua, fill_seconds=fill, problems=tuple(problems), identifiers=tuple(identifiers),
+        rejected=tuple(RejectedIdentifier(type=IdentifierType.PHONE, reason=r) for r in rejections),
+        device_forms=devices, ip_forms=ips, bad_phone_link_ids=bad), policy)
     assert set(got.reasons) <= set(REASONS) and list(got.reasons) == sorted(set(got.reasons))
     assert (got.verdict is Verdict.VALID) == (got.reasons == ())
+    # Junk speaks only of junk; suspect never mentions a junk reason.
+    if got.verdict is Verdict.JUNK:
+        assert got.reasons and set(got.reasons) <= JUNK_REASONS
+    else:
+        assert not set(got.reasons) & JUNK_REASONS
+    assert route_of(got.verdict, policy) in set(Route)
 
 
 def test_docs_explain_every_reason_to_ops():

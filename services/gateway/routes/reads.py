@@ -3,6 +3,7 @@ profiles, leads and the ops funnel. Every read is scoped to the caller's tenant.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -27,7 +28,7 @@ from services.gateway.models import (
 )
 from services.identity.domain.normalize import InvalidIdentifier
 from services.leads.domain.lead import Lead
-from services.leads.domain.stages import MAIN_PATH
+from services.leads.domain.stages import MAIN_PATH, time_in_stages
 
 router = APIRouter(tags=["reads"])
 
@@ -78,6 +79,8 @@ async def profile(one_id: str, caller: Reader, services: ServicesDep):
     if lead is None and not identifiers:
         raise HTTPException(404, "no such person in this tenant")
     score = await services.scoring.get(tenant, one_id)
+    history = await services.leads.history(tenant, one_id)
+    now = datetime.now(UTC)
     tasks = await services.notify.tasks(tenant_id=tenant, consultant_id=None, status=TaskStatus.OPEN, one_id=one_id, limit=1)
     body = _lead_out(lead, score) if lead else {"one_id": one_id, "lead_status": Verdict.VALID,
                                                 "stage": Stage.ANONYMOUS, "reachable": False, "touchpoints": 0}
@@ -87,7 +90,8 @@ async def profile(one_id: str, caller: Reader, services: ServicesDep):
         explanation=score.get("contributions", []) if score else [],
         owner_consultant_id=tasks[0].get("consultant_id") if tasks else None,
         open_task_id=tasks[0]["_id"] if tasks else None,
-        history=await services.leads.history(tenant, one_id),
+        history=history,
+        stage_durations_s={str(stage): round(d.total_seconds(), 3) for stage, d in time_in_stages(history, now).items()},
     )
 
 

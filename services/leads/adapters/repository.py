@@ -11,7 +11,6 @@ sources.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any

@@ -322,6 +322,11 @@ def durations(transitions: Iterable[Transition], now: datetime) -> dict[Stage, t
     return out
 
 
+def time_in_stages(history: Iterable[Mapping[str, Any]], now: datetime) -> dict[Stage, timedelta]:
+    """`durations` of stored stage changes (dicts with `to` and `at`, oldest first)."""
+    return durations((Transition(None, Stage(h["to"]), h["at"], "", CauseType.TOUCHPOINT) for h in history), now)
+
+
 def replay(
     signals: Sequence[Signal], policy: LifecyclePolicy, now: datetime, state: LifecycleState | None = None
 ) -> tuple[LifecycleState, list[Transition]]:
