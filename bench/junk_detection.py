@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
 from pymongo import AsyncMongoClient
 
+from bench import machine
 from bench.pipeline import counters
 from leadflow.devstack import ROOT, StackConfig, dev_env
 from leadflow.sdk import Publisher
@@ -91,8 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     config = StackConfig.from_env()
     env = dev_env(config)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} "
-          f"{platform.python_version()}")
+    print(machine())
     r = asyncio.run(run(config, env, args.events, args.seed, args.rate))
     print(f"events {r['events']}, judged {r['judged']}, junk in truth {r['junk_events']}")
     print(f"flagged (suspect or junk): precision {r['flag_precision']:.3f}, recall {r['flag_recall']:.3f}")

@@ -14,15 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 from pymongo import AsyncMongoClient
 
+from bench import machine
 from leadflow.devstack import ROOT, StackConfig, dev_env
 from leadflow.sdk import Publisher
 from leadflow.simulate.runner import KafkaSink, publish_paced
@@ -99,8 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     config = StackConfig.from_env()
     env = dev_env(config)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} "
-          f"{platform.python_version()}, {Path('/proc/meminfo').read_text().split()[1]} kB RAM")
+    print(machine())
     print(f"{'offered/s':>10} {'events':>7} {'applied':>8} {'sustained/s':>12} {'tasks':>6} {'p50 ms':>8} {'p99 ms':>8}")
     for rate in (float(r) for r in args.rates.split(",")):
         r = asyncio.run(one_rate(config, env, rate, args.duration, args.seed))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import KafkaAdminClient
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.runtime.consumer import RecordProcessor
@@ -14,15 +14,7 @@ from leadflow.sdk import Publisher
 from schemas.dead_letters import DeadLetterHeaders
 from schemas.topics import ALL_TOPICS, TOUCHPOINTS_IDENTIFIED, TOUCHPOINTS_RAW
 from schemas.touchpoints import TouchpointReceived
-
-
-def read_all(infra, topic: str) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=4000)
-    try:
-        return list(consumer)
-    finally:
-        consumer.close()
+from tests.integration.kafka_kit import read_all
 
 
 def test_topics_are_created_once_with_explicit_partitions(infra, unique):

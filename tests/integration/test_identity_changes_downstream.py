@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import faust
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaConsumer
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.runtime.consumer import RecordProcessor
@@ -33,6 +32,7 @@ from schemas.scores import ScoreChanged
 from schemas.tasks import TaskCreated, TaskStatus
 from schemas.topics import IDENTITY_MERGES, LEADS_CHANGES, dead_letter_topic
 from schemas.touchpoints import TouchpointReceived
+from tests.integration.kafka_kit import read_all
 from services.leads.bootstrap import make_service
 from services.leads.entrypoints import agents as leads_agents
 from services.notify.adapters.repository import NotifyRepository
@@ -415,15 +415,7 @@ async def test_identity_changes_are_consumed_under_the_consumer_policy(infra, db
     finally:
         await producer.stop()
 
-    def read(topic: str) -> list:
-        consumer = KafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest",
-                                 consumer_timeout_ms=4000)
-        try:
-            return list(consumer)
-        finally:
-            consumer.close()
-
-    out = [LeadUpdated.model_validate_json(r.value) for r in read(LEADS_CHANGES.qualified(prefix))]
+    out = [LeadUpdated.model_validate_json(r.value) for r in read_all(infra, LEADS_CHANGES.qualified(prefix))]
     assert [(c.one_id, c.lead.touchpoints) for c in out] == [("w", 3)]
-    letters = [DeadLetterHeaders.from_headers(r.headers) for r in read(f"{prefix}identity.merges.leads.dlq")]
+    letters = [DeadLetterHeaders.from_headers(r.headers) for r in read_all(infra, f"{prefix}identity.merges.leads.dlq")]
     assert [(h.reason, h.source_offset, h.consumer) for h in letters] == [("validation_error", 1, "leads")]

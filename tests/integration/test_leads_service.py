@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import faust
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaConsumer
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.runtime.consumer import RecordProcessor
@@ -20,6 +19,7 @@ from schemas.scores import Grade
 from schemas.tasks import Outcome, TaskCreated, TaskOutcomeRecorded
 from schemas.topics import LEADS_ALERTS, LEADS_CHANGES, TASKS_OUTCOMES, dead_letter_topic
 from schemas.touchpoints import TouchpointReceived
+from tests.integration.kafka_kit import read_all
 from services.leads.bootstrap import make_service
 from services.leads.domain.policy import CollisionPolicy, LeadPolicy, LeadPolicyBook
 from services.leads.domain.source_quality import AlertPolicy
@@ -247,16 +247,8 @@ async def test_outcomes_flow_through_the_consumer_policy_and_bad_records_are_dea
     finally:
         await producer.stop()
 
-    def read(topic: str) -> list:
-        consumer = KafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest",
-                                 consumer_timeout_ms=4000)
-        try:
-            return list(consumer)
-        finally:
-            consumer.close()
-
-    out = [LeadUpdated.model_validate_json(r.value) for r in read(LEADS_CHANGES.qualified(prefix))]
+    out = [LeadUpdated.model_validate_json(r.value) for r in read_all(infra, LEADS_CHANGES.qualified(prefix))]
     assert [(c.one_id, c.lead.stage, c.cause) for c in out] == [("p1", Stage.OPPORTUNITY, "outcome")]
-    letters = [DeadLetterHeaders.from_headers(r.headers) for r in read(dlq.qualified(prefix))]
+    letters = [DeadLetterHeaders.from_headers(r.headers) for r in read_all(infra, dlq.qualified(prefix))]
     assert [(h.source_offset, h.reason, h.consumer) for h in letters] == [
         (1, "invalid_json", "leads"), (2, "validation_error", "leads")]
