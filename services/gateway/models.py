@@ -135,6 +135,7 @@ class TaskOut(BaseModel):
     one_id: str
     consultant_id: str | None = None
     routing_rule: str
+    queue: str = "sales"
     status: TaskStatus
     grade: Grade
     score: float

@@ -191,5 +191,6 @@ class NotifyService:
         return await self.repo.upsert_consultant(tenant_id, consultant_id, {**fields, "updated_at": self._clock()})
 
     async def tasks(self, *, tenant_id: str, consultant_id: str | None, status: TaskStatus | None,
-                    one_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        return await self.repo.list_tasks(tenant_id, consultant_id=consultant_id, status=status, one_id=one_id, limit=limit)
+                    one_id: str | None = None, queue: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return await self.repo.list_tasks(tenant_id, consultant_id=consultant_id, status=status, one_id=one_id,
+                                          queue=queue, limit=limit)

@@ -43,7 +43,10 @@ def test_a_bot_form_is_suspect_with_its_reasons_and_goes_to_verification(stack):
     found = ops.get("/v1/leads", params={"reason": "bot_user_agent", "status": "suspect", "limit": 500}).json()
     assert one_id in {lead["one_id"] for lead in found}
     task = eventually(lambda: ops.get("/v1/tasks", params={"one_id": one_id}).json())[0]
-    assert task["consultant_id"] is None and task["reason"] == "verify_suspect_lead"
+    assert task["consultant_id"] is None and task["reason"] == "verify_suspect_lead" and task["queue"] == "verification"
+    queued = ops.get("/v1/tasks", params={"queue": "verification", "limit": 500}).json()
+    assert task["task_id"] in {t["task_id"] for t in queued}
+    assert task["task_id"] not in {t["task_id"] for t in ops.get("/v1/tasks", params={"queue": "sales", "limit": 500}).json()}
 
 
 def test_a_consultants_outcome_moves_the_lifecycle(stack):

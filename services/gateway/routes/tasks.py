@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from kafka.errors import KafkaError
@@ -24,13 +24,15 @@ async def list_tasks(
     consultant_id: Annotated[str | None, Query(max_length=64)] = None,
     status: TaskStatus | None = None,
     one_id: Annotated[str | None, Query(max_length=64, description="only this person's tasks")] = None,
+    queue: Annotated[Literal["sales", "verification", "collision"] | None,
+                     Query(description="verification: suspect leads; collision: 撞单 for ops to decide")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ):
     """Tasks by due time. A consultant's key sees only that consultant's tasks."""
     if caller.consultant_id:
         consultant_id = caller.consultant_id
     docs = await services.notify.tasks(tenant_id=caller.tenant_id, consultant_id=consultant_id, status=status,
-                                       one_id=one_id, limit=limit)
+                                       one_id=one_id, queue=queue, limit=limit)
     return [TaskOut(task_id=d["_id"], **d) for d in docs]
 
 

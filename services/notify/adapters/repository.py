@@ -149,8 +149,12 @@ class NotifyRepository:
         return await find_owned(self.tasks, tenant_id, task_id)
 
     async def list_tasks(self, tenant_id: str, *, consultant_id: str | None, status: TaskStatus | None,
-                         one_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+                         one_id: str | None = None, queue: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"tenant_id": tenant_id}
+        if queue == "sales":
+            query["queue"] = {"$nin": ["verification", "collision"]}  # tasks from before queues are sales tasks
+        elif queue:
+            query["queue"] = queue
         if consultant_id:
             query["consultant_id"] = consultant_id
         if status:
