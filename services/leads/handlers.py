@@ -189,13 +189,17 @@ class LeadService:
             await self.timeline.add_assignment(task, target)
             applied = assign(stored.lead, task)
             if applied.lead is stored.lead:
-                return Handled()
+                # A replay: emit again if this task made the owner (the first attempt may have died before
+                # its send); the change id is the same, so consumers recognise it.
+                owner = stored.lead.owner
+                made_owner = owner is not None and (owner.consultant_id, owner.store_id) == (task.consultant_id, task.store_id)
+                return Handled(self._changed(applied, cause="assignment", cause_id=task.task_id) if made_owner else [])
             await self._save(applied, self.policies.for_tenant(tenant))
             return Handled(self._changed(applied, cause="assignment", cause_id=task.task_id) if applied.new else [])
 
     # ---- the timer -------------------------------------------------------------------------------
     async def on_timer(self, now: datetime | None = None) -> Handled:
-        """Persons whose dormancy or replacement time came: their changes. Runs until none is due."""
+        """Persons whose dormancy or replacement time came (one batch; the next run takes the rest): their changes."""
         now = now or datetime.now(UTC)
         outgoing: list[Outgoing] = []
         async with self._writing:

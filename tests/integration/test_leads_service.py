@@ -151,6 +151,9 @@ async def test_an_assignment_makes_an_owner_and_another_store_collides_per_polic
     await leads.on_identified(form("e1", "p1", store="s1"))
     owned = changes(await leads.on_task(task("p1", store="s1")))
     assert owned[0].cause == "assignment" and owned[0].lead.owner.consultant_id == "c1"
+    replayed = changes(await leads.on_task(task("p1", store="s1")))  # re-sent: its send may have been lost
+    assert [c.change_id for c in replayed] == [owned[0].change_id]
+    assert not (await leads.on_task(task("p1", consultant="c2", store="s2"))).outgoing  # the owner stays
     out = changes(await leads.on_identified(form("e2", "p1", minute=60, store="s2", event_type="price_inquired")))
     collision = out[0].lead.collision
     assert (collision.owner_store_id, collision.store_id, collision.resolution) == ("s1", "s2", CollisionResolution.ASK_OPS)
