@@ -28,6 +28,7 @@ from services.leads.domain.lead import (
     apply,
     apply_outcome,
     assign,
+    now_of,
     credit,
     due_at,
     tick,
@@ -88,7 +89,7 @@ class LeadService:
         applied = apply(before or Lead(tenant_id=tenant, one_id=target), event, cleaned, assessment, policy)
         lead = applied.lead
         if applied.new:
-            await self._save(applied, policy)
+            await self._save(applied, policy, now_of(event))
             _count(tenant, event, assessment, lead, applied)
             if before is None and await self.repo.is_erased(tenant, target):
                 await self.repo.forget(tenant, target, event.event_id)  # erased meanwhile (by another worker)
@@ -154,7 +155,7 @@ class LeadService:
         applied = credit(referrer, referred_one_id=entry.referred_one_id, event_id=entry.event_id, at=entry.at, policy=policy)
         if not applied.new:
             return []
-        await self._save(applied, policy)
+        await self._save(applied, policy, entry.at)
         metrics.REFERRALS_CREDITED.labels(tenant).inc()
         return self._changed(applied, cause="referral", cause_id=f"{event.event_id}\x1fcredit")
 
@@ -175,7 +176,7 @@ class LeadService:
                 await self.bad_phones.mark(tenant, mark.link_id, one_id=target, outcome_id=outcome.outcome_id,
                                            at=outcome.recorded_at)
                 metrics.PHONES_MARKED_BAD.labels(tenant).inc()
-            await self._save(applied, policy)
+            await self._save(applied, policy, outcome.recorded_at)
             for transition in applied.transitions:
                 metrics.STAGE_TRANSITIONS.labels(tenant, str(transition.from_stage or "none"), str(transition.to_stage)).inc()
             return Handled(self._changed(applied, cause="outcome", cause_id=outcome.outcome_id))
@@ -194,7 +195,7 @@ class LeadService:
                 owner = stored.lead.owner
                 made_owner = owner is not None and (owner.consultant_id, owner.store_id) == (task.consultant_id, task.store_id)
                 return Handled(self._changed(applied, cause="assignment", cause_id=task.task_id) if made_owner else [])
-            await self._save(applied, self.policies.for_tenant(tenant))
+            await self._save(applied, self.policies.for_tenant(tenant), task.created_at)
             return Handled(self._changed(applied, cause="assignment", cause_id=task.task_id) if applied.new else [])
 
     # ---- the timer -------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ class LeadService:
             for lead in await self.repo.due(now, self.timer_batch):
                 policy = self.policies.for_tenant(lead.tenant_id)
                 applied = tick(lead, policy, now)
-                await self._save(applied if applied.new else Applied(lead), policy)
+                await self._save(applied if applied.new else Applied(lead), policy, now)
                 if applied.new:
                     for transition in applied.transitions:
                         metrics.STAGE_TRANSITIONS.labels(lead.tenant_id, str(transition.from_stage),
@@ -249,7 +250,7 @@ class LeadService:
                                   at=merge.merged_at, policy=policy)
         applied = Applied(folded, (transition,) if transition else (), new=folded is not winner)
         if applied.new:
-            await self._save(applied, policy)
+            await self._save(applied, policy, merge.merged_at)
         return Handled(self._changed(applied, cause="merge", cause_id=f"{merge.merge_id}\x1f{target}",
                                      before=winner))
 
@@ -287,7 +288,7 @@ class LeadService:
         if current is not None and same_lead(lead, current):
             lead = current  # rebuilt already (a replay)
         else:
-            await self.repo.save(lead, due=due_at(lead, policy))
+            await self.repo.save(lead, due=due_at(lead, policy, datetime.now(UTC)))
         # Always, so that a replay after a crash between the two writes completes the history.
         causes = {f.key for f in entries} | moved_away
         await self.repo.replace_transitions(tenant, one_id, transitions, causes=causes, stale_types={CauseType.MERGE.value})
@@ -297,11 +298,11 @@ class LeadService:
         return any([await self.repo.is_erased(tenant, one_id) for one_id in one_ids])
 
     # ---- writing and emitting --------------------------------------------------------------------
-    async def _save(self, applied: Applied, policy: LeadPolicy) -> None:
+    async def _save(self, applied: Applied, policy: LeadPolicy, now: datetime) -> None:
         # Transitions before the lead: an erasure that finds the lead finds its history too.
         for transition in applied.transitions:
             await self.repo.record_transition(applied.lead, transition)
-        await self.repo.save(applied.lead, due=due_at(applied.lead, policy))
+        await self.repo.save(applied.lead, due=due_at(applied.lead, policy, now))
 
     def _change(self, lead: Lead, *, cause: str, cause_id: str, trigger, previous=None,
                 repeat_inquiry: bool = False) -> Outgoing:

@@ -220,12 +220,12 @@ def test_no_answers_in_a_row_make_the_person_unreachable_and_tagged():
 
 def test_a_lead_goes_dormant_when_its_time_comes_and_not_before():
     lead = lead_of("w", form("e1"))
-    due = due_at(lead, POLICY)
+    due = due_at(lead, POLICY, T0)
     assert due == T0 + POLICY.lifecycle.dormant_after[Stage.LEAD]
     assert not tick(lead, POLICY, due - timedelta(seconds=1)).new
     dormant = tick(lead, POLICY, due + timedelta(days=3))
     assert dormant.lead.stage is Stage.DORMANT and dormant.transitions[0].at == due
-    assert due_at(dormant.lead, POLICY) is None  # dormant: nothing more to wait for
+    assert due_at(dormant.lead, POLICY, due) is None  # dormant: nothing more to wait for
     back = step(dormant.lead, identified("e2", EventType.PAGE_VIEWED, minute=60 * 24 * 40)).lead
     assert back.stage is Stage.REACTIVATED
 
@@ -236,12 +236,18 @@ def test_an_old_purchase_with_service_visits_becomes_a_replacement_candidate_on_
     for n, months in enumerate((8, 3)):
         lead = step(lead, identified(f"s{n}", EventType.SERVICE_VISITED, at=T0 - timedelta(days=30 * months))).lead
     assert not lead.replacement_candidate and "置换候选" not in lead.tags
-    due = due_at(lead, POLICY)
+    due = due_at(lead, POLICY, T0)
     assert due == bought + POLICY.replacement.purchase_age
     assert not tick(lead, POLICY, due - timedelta(days=1)).lead.replacement_candidate
     ticked = tick(lead, POLICY, due + timedelta(days=1))
     assert ticked.new and ticked.lead.replacement_candidate and "置换候选" in ticked.lead.tags
-    assert due_at(ticked.lead, POLICY) is None or due_at(ticked.lead, POLICY) > due  # nothing more to wait for
+    assert due_at(ticked.lead, POLICY, due + timedelta(days=1)) is None  # nothing more to wait for
+
+
+def test_an_aged_purchase_without_service_visits_is_not_due_again_and_again():
+    lead = lead_of("w", identified("b", EventType.PURCHASE_COMPLETED, at=T0 - timedelta(days=6 * 365)))
+    assert not lead.replacement_candidate  # no service visits
+    assert due_at(lead, POLICY, T0) is None  # the timer would only find the same answer every run
 
 
 # ---- invariants ---------------------------------------------------------------------------------------

@@ -322,8 +322,10 @@ def refresh(lead: Lead, policy: LeadPolicy, now: datetime) -> Lead:
     return replace(lead, tags=tags, replacement_candidate=candidate)
 
 
-def due_at(lead: Lead, policy: LeadPolicy) -> datetime | None:
-    """When the timer must look at this person next: dormancy or a purchase ageing into a replacement."""
+def due_at(lead: Lead, policy: LeadPolicy, now: datetime) -> datetime | None:
+    """When the timer must look at this person next: dormancy, or a purchase ageing into a replacement.
+    A replacement time already past at `now` is not waited for: the check at `now` decided it, and only
+    new activity (a service visit, which refreshes candidacy itself) can change that."""
     life = lead.life
     times = []
     if life.entered_at is not None and life.stage not in (Stage.LOST, Stage.DORMANT):
@@ -331,7 +333,9 @@ def due_at(lead: Lead, policy: LeadPolicy) -> datetime | None:
         if after is not None:
             times.append(max(filter(None, (life.last_activity_at, life.entered_at))) + after)
     if life.purchased_at is not None and not lead.replacement_candidate and RANK.get(life.main_stage, 0) >= RANK[Stage.CUSTOMER]:
-        times.append(life.purchased_at + policy.replacement.cycle_of(life.purchased_product))
+        aged = life.purchased_at + policy.replacement.cycle_of(life.purchased_product)
+        if aged > now:
+            times.append(aged)
     return min(times, default=None)
 
 
