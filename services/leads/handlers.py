@@ -37,7 +37,7 @@ from services.leads.domain.lead import (
 from services.leads.domain.merging import Credit, fold, rebuild
 from services.leads.domain.policy import LeadPolicy, LeadPolicyBook
 from services.leads.domain.quality import Assessment, assess
-from services.leads.domain.source_quality import AlertPolicy, SourceReport, report, sources_of
+from services.leads.domain.source_quality import AlertPolicy, SourceReport, bucket_of, report, sources_of
 from services.leads.domain.stages import CauseType, Transition
 
 log = logging.getLogger(__name__)
@@ -352,10 +352,11 @@ class LeadService:
 
     async def source_quality(self, tenant_id: str, *, hours: int, now: datetime | None = None) -> list[SourceReport]:
         now = now or datetime.now(UTC)
-        since = now - timedelta(hours=hours)
+        # The hour `hours` ago is partly inside the window: keep its whole bucket rather than drop it.
+        since = bucket_of(now - timedelta(hours=hours))
         rows = await self.sources.rows(tenant_id, since)
         baselines = await self.sources.baselines_of(tenant_id)
-        return report(rows, baselines, since=since, until=now + timedelta(hours=1),
+        return report(rows, baselines, since=since, until=bucket_of(now) + timedelta(hours=1),
                       policy=self.policies.for_tenant(tenant_id).alerts)
 
     async def alerts(self, tenant_id: str, *, hours: int, now: datetime | None = None) -> list[dict]:

@@ -5,6 +5,7 @@ times are passed in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -21,10 +22,14 @@ class AlertPolicyError(ValueError):
     """An alert policy that cannot be used; the message names the key."""
 
 
+def _utc(at: datetime) -> datetime:
+    # Naive and aware times cannot be compared; a naive one (an old document, a test) is taken as UTC.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def bucket_of(at: datetime) -> datetime:
     """The start of the hour `at` falls in, in UTC (a naive time is taken as UTC)."""
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return at.replace(minute=0, second=0, microsecond=0)
+    return _utc(at).replace(minute=0, second=0, microsecond=0)
 
 
 def sources_of(channel: str, campaign_id: str | None, store_id: str | None) -> list[tuple[str, str]]:
@@ -79,27 +84,32 @@ class AlertPolicy:
     half_life_hours: float = 72.0  # the baseline forgets an hour's weight by half in this time
 
     def __post_init__(self) -> None:
+        # Each key with what it must be, so a bad [alerts] table names the line to fix.
         checks = {
-            "min_volume": self.min_volume >= 1,
-            "min_baseline_volume": self.min_baseline_volume >= 0,
-            "default_baseline": 0 <= self.default_baseline <= 1,
-            "ratio": self.ratio >= 1,
-            "margin": 0 <= self.margin <= 1,
-            "half_life_hours": self.half_life_hours > 0,
+            "min_volume": (self.min_volume >= 1, "at least 1"),
+            "min_baseline_volume": (self.min_baseline_volume >= 0, "at least 0"),
+            "default_baseline": (0 <= self.default_baseline <= 1, "between 0 and 1"),
+            "ratio": (1 <= self.ratio < math.inf, "a finite number, at least 1"),
+            "margin": (0 <= self.margin <= 1, "between 0 and 1"),
+            "half_life_hours": (0 < self.half_life_hours < math.inf, "a finite number above 0"),
         }
-        bad = [name for name, ok in checks.items() if not ok]
+        bad = [f"{name}: {need}" for name, (ok, need) in checks.items() if not ok]  # NaN fails every check
         if bad:
-            raise AlertPolicyError(f"out of range: {', '.join(bad)}")
+            raise AlertPolicyError("; ".join(bad))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AlertPolicy:
-        known = {f.name: f for f in fields(cls)}
-        unknown = set(data) - set(known)
+        """The policy from an `[alerts]` TOML table: keys as the fields, the rest defaults."""
+        if not isinstance(data, Mapping):
+            raise AlertPolicyError("alerts: a table")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
         if unknown:
-            raise AlertPolicyError(f"unknown alert keys: {', '.join(sorted(unknown))}")
+            raise AlertPolicyError(f"unknown alert keys: {', '.join(sorted(map(str, unknown)))}")
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             whole = key in ("min_volume", "min_baseline_volume")
+            # bool is an int in Python; `ratio = true` is a typo, not 1.
             if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
                 raise AlertPolicyError(f"{key}: {'a whole number' if whole else 'a number'}")
             kwargs[key] = value if whole else float(value)
@@ -114,21 +124,26 @@ class Baseline:
 
     def fold(self, bucket: datetime, counts: Counts, policy: AlertPolicy) -> Baseline:
         """Fold one closed hour in. An hour at or before `through` is folded already: nothing changes."""
-        if self.through is not None and bucket <= self.through:
+        bucket = _utc(bucket)
+        if self.through is not None and bucket <= _utc(self.through):
             return self
-        if counts.total == 0:
-            return Baseline(self.rate, self.volume, bucket)
-        hours = (bucket - self.through).total_seconds() / 3600 if self.through is not None else 0.0
+        hours = (bucket - _utc(self.through)).total_seconds() / 3600 if self.through is not None else 0.0
+        # Time forgets even across an empty hour, or a quiet source would keep its old weight forever.
         kept = self.volume * 0.5 ** (hours / policy.half_life_hours)
+        if counts.total == 0:
+            return Baseline(self.rate, kept, bucket)
         volume = kept + counts.total
         rate = ((self.rate or 0.0) * kept + counts.bad) / volume
         return Baseline(min(1.0, max(0.0, rate)), volume, bucket)
 
+    def own_rate(self, policy: AlertPolicy) -> float | None:
+        """The source's own rate once it has enough history behind it; None before."""
+        return self.rate if self.rate is not None and self.volume >= policy.min_baseline_volume else None
+
     def reference(self, policy: AlertPolicy) -> float:
-        """The rate an hour is compared against."""
-        if self.rate is None or self.volume < policy.min_baseline_volume:
-            return policy.default_baseline
-        return self.rate
+        """The rate an hour is compared against: the source's own, or the default while it has none."""
+        own = self.own_rate(policy)
+        return policy.default_baseline if own is None else own
 
 
 @dataclass(frozen=True)
@@ -149,31 +164,37 @@ class Alert:
 
 def check(dimension: str, value: str, bucket: datetime, counts: Counts, baseline: Baseline,
           policy: AlertPolicy) -> Alert | None:
+    """The alert an hour's counts raise against the source's baseline, if any."""
     if counts.total < policy.min_volume:
         return None
     reference = baseline.reference(policy)
     rate = counts.bad_rate
     if rate > reference * policy.ratio and rate > reference + policy.margin:
-        return Alert(dimension, value, bucket, counts, reference, rate)
+        # The hour start, in UTC, makes the id: every count in the hour re-checks, one alert results.
+        return Alert(dimension, value, bucket_of(bucket), counts, reference, rate)
     return None
 
 
 @dataclass(frozen=True)
 class SourceReport:
+    """One row of GET /v1/ops/sources."""
+
     dimension: str
     value: str
     counts: Counts
-    baseline: float | None
+    baseline: float | None  # None: too little history, the source is compared against the default
     alerting: bool
 
 
 def report(rows: Iterable[tuple[str, str, datetime, Counts]], baselines: Mapping[tuple[str, str], Baseline], *,
            since: datetime, until: datetime, policy: AlertPolicy) -> list[SourceReport]:
-    """Each source's counts over [since, until), its baseline, and whether its newest hour alerts; worst first."""
+    """Each source's counts over the hours since <= bucket < until, its baseline, and whether its newest hour
+    alerts; worst bad rate first, then the busiest."""
+    lower, upper = _utc(since), _utc(until)
     totals: dict[tuple[str, str], Counts] = {}
     newest: dict[tuple[str, str], tuple[datetime, Counts]] = {}
-    lower, upper = bucket_of(since), until
     for dimension, value, bucket, counts in rows:
+        bucket = _utc(bucket)
         if not lower <= bucket < upper:
             continue
         key = (dimension, value)
@@ -181,10 +202,10 @@ def report(rows: Iterable[tuple[str, str, datetime, Counts]], baselines: Mapping
         if key not in newest or bucket > newest[key][0]:
             newest[key] = (bucket, counts)
     out = []
-    for key, counts in totals.items():
-        baseline = baselines.get(key, Baseline())
-        bucket, last = newest[key]
-        out.append(SourceReport(key[0], key[1], counts,
-                                None if baseline.rate is None else baseline.rate,
-                                check(key[0], key[1], bucket, last, baseline, policy) is not None))
+    for (dimension, value), counts in totals.items():
+        baseline = baselines.get((dimension, value), Baseline())
+        bucket, last = newest[(dimension, value)]
+        alerting = check(dimension, value, bucket, last, baseline, policy) is not None
+        # The source's own rate only once alerts use it: a rate from a handful of touchpoints is noise.
+        out.append(SourceReport(dimension, value, counts, baseline.own_rate(policy), alerting))
     return sorted(out, key=lambda r: (-r.counts.bad_rate, -r.counts.total, r.dimension, r.value))
