@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.identity_scale
 	$(BIN)/python -m bench.junk_detection
+	$(BIN)/python -m bench.scoring_quality
 
 schemas:
 	$(BIN)/python -m schemas.export

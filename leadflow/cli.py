@@ -138,6 +138,54 @@ def simulate(
     console.print(report)
 
 
+@app.command()
+def rescore(
+    tenant: str = typer.Option(..., help="the tenant whose persons are re-scored"),
+    wait: bool = typer.Option(True, help="wait until every person is re-scored, showing progress"),
+    timeout: float = typer.Option(1800.0, min=1.0, help="seconds to wait at most"),
+) -> None:
+    """Re-score every person of a tenant from stored state after a rule change, emitting only real changes.
+
+    The running scoring workers do the work (they are the only writers of scores, and hold the rules in
+    force: restart them after editing the rules file, then run this). Store settings come from the
+    LEADFLOW_* environment, as for the services."""
+    import asyncio
+    import time
+    import uuid
+
+    from leadflow.runtime import store
+    from services.scoring.bootstrap import build_for_reads
+    from services.scoring.settings import ScoringSettings
+
+    settings = ScoringSettings()
+    request_id = uuid.uuid4().hex[:12]
+
+    async def go() -> int:
+        client, db = store.connect(settings, app_name="leadflow-cli")
+        try:
+            service = build_for_reads(db, settings.scoring_rules_file)
+            rules = service.rules.for_tenant(tenant)
+            total = await service.request_rescore(tenant, request_id)
+            console.print(f"rescore {request_id}: {total} persons of {tenant} queued for the scoring timer (rules {rules.ref})",
+                          soft_wrap=True)
+            if not wait or not total:
+                return 0
+            deadline = time.monotonic() + timeout
+            while True:
+                waiting, changed = await service.rescore_progress(tenant, request_id)
+                console.print(f"  {total - waiting}/{total} re-scored, {changed} changes emitted", soft_wrap=True)
+                if not waiting:
+                    return 0
+                if time.monotonic() > deadline:
+                    console.print(f"[red]{waiting} persons still waiting after {timeout:g} s: is a scoring worker running?[/red]")
+                    return 1
+                await asyncio.sleep(2.0)
+        finally:
+            await client.close()
+
+    raise typer.Exit(asyncio.run(go()))
+
+
 def main() -> None:
     app()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,10 +26,15 @@ class Contribution(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    signal: str
+    signal: str  # an event type, outcome:<outcome>, repeat_inquiry, inactivity, fit:*, quality:* or model
     label: str
     count: int
     points: float
+    # Since v1.1 (optional): the newest occurrence, and the whole line in words, in Chinese and English
+    # ("试驾预约 2 天前 +25", "价格咨询 ×3 +18", "15 天无互动 −10"), as of `scored_at`.
+    last_at: datetime | None = None
+    text: str | None = None
+    text_en: str | None = None
 
 
 class ScoreChanged(Event):
@@ -44,3 +50,10 @@ class ScoreChanged(Event):
     trigger: Trigger
     lead: LeadSnapshot
     scored_at: datetime
+    # Since v1.1 (optional): what made this change, and how the score was made.
+    cause: Literal["lead", "outcome", "decay", "rescore", "merge", "split"] = "lead"
+    rules: str | None = None  # name@version of the rule set
+    rule_score: float | None = None  # the rule score before the model's share
+    probability: float | None = None  # the learned model's conversion probability (also in shadow mode)
+    blend_weight: float = 0.0  # the model's share in `score`
+    model_version: int | None = None

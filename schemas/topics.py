@@ -84,8 +84,8 @@ TASKS_EVENTS = TopicSpec(
     doc="Tasks created; leads learns who owns a person from the first assigned one.",
 )
 TASKS_OUTCOMES = TopicSpec(
-    "tasks.outcomes", key="one_id", value=TaskOutcomeRecorded, writer="notify", consumers=("leads",),
-    doc="Consultant outcomes; leads moves the lifecycle and marks invalid numbers.",
+    "tasks.outcomes", key="one_id", value=TaskOutcomeRecorded, writer="notify", consumers=("leads", "scoring"),
+    doc="Consultant outcomes; leads moves the lifecycle and marks invalid numbers; scoring learns from them.",
 )
 
 TOPICS: tuple[TopicSpec, ...] = (

@@ -70,6 +70,9 @@ SOURCE_ALERTS = Counter(
 )
 TIMER_RUNS = Counter("leadflow_timer_runs_total", "Timer runs, by service and result", ["service", "result"])
 GRADE_CHANGES = Counter("leadflow_grade_changes_total", "Grade changes emitted", ["tenant", "from_grade", "to_grade"])
+RESCORES = Counter("leadflow_rescores_total", "Timer re-scores (decay or a rescore request), by whether a change was emitted",
+                   ["tenant", "cause", "result"])
+MODEL_UPDATES = Counter("leadflow_model_updates_total", "Outcomes the scoring model learned from, by label", ["tenant", "label"])
 TASKS_CREATED = Counter("leadflow_tasks_created_total", "Follow-up tasks created", ["tenant", "reason", "grade"])
 END_TO_END_SECONDS = Histogram(
     "leadflow_end_to_end_seconds",

@@ -93,6 +93,15 @@ def examples() -> dict[str, dict[str, str]]:
                                                contributions=[Contribution(signal="form_submitted", label="留资",
                                                                            count=1, points=30)],
                                                trigger=trigger, lead=lead, scored_at=T))
+    put("ScoreChanged", "decayed_v1_1", ScoreChanged(
+        change_id="g-2", tenant_id="demo", one_id="p-1", score=41.0, grade="B", previous_grade="A",
+        contributions=[Contribution(signal="test_drive_booked", label="试驾预约", count=1, points=25,
+                                    last_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC), text="试驾预约 2 天前 +25",
+                                    text_en="test drive booked 2 days ago +25"),
+                       Contribution(signal="inactivity", label="无互动", count=1, points=-10, text="7 天无互动 −10",
+                                    text_en="no interaction for 7 days −10")],
+        trigger=trigger, lead=lead, scored_at=T, cause="decay", rules="car-dealer@1", rule_score=38.0,
+        probability=0.52, blend_weight=0.12, model_version=140))
     put("TaskCreated", "verification_v1_1", TaskCreated(
         task_id="t-2", tenant_id="demo", one_id="p-2", consultant_id=None, queue="verification", grade="B", score=40.0,
         reason="verify_suspect_lead", trigger_event_id="e-2", due_at=T, created_at=T))

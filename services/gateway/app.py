@@ -20,16 +20,14 @@ from services.gateway.ingest import IngestService
 from services.gateway.rate_limit import RateLimiter
 from services.gateway.receipts import ReceiptRepository
 from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
-from services.gateway.routes import events, identity, reads, tasks
+from services.gateway.routes import events, identity, reads, scores, tasks
 from services.gateway.settings import GatewaySettings
 from services.identity.bootstrap import build_operations as build_identity_operations
 from services.identity.bootstrap import build_service as build_identity
 from services.leads.bootstrap import build_for_reads
 from services.notify.adapters.repository import NotifyRepository
 from services.notify.handlers import NotifyService
-from services.scoring.adapters.repository import ScoreRepository
-from services.scoring.domain.rules import CAR_DEALER
-from services.scoring.handlers import ScoringService
+from services.scoring.bootstrap import build_for_reads as build_scoring_reads
 
 REQUESTS = Counter("leadflow_api_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("leadflow_api_request_seconds", "HTTP request latency", ["method", "route"])
@@ -57,7 +55,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             identity_commands=IdentityCommandClient(producer, topic_prefix=settings.topic_prefix),
             reveal_audit=audit,
             leads=build_for_reads(db, settings.leads_policy_file),
-            scoring=ScoringService(ScoreRepository(db), rules=CAR_DEALER, clock=clock),
+            scoring=build_scoring_reads(db, settings.scoring_rules_file, clock=clock),
             notify=NotifyService(NotifyRepository(db), clock=clock, producer=producer, topic_prefix=settings.topic_prefix),
             keys=keys,
             max_batch=settings.max_batch,
@@ -126,6 +124,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def metrics():
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (events, reads, identity, tasks):
+    for module in (events, reads, identity, scores, tasks):
         app.include_router(module.router)
     return app

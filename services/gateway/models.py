@@ -333,3 +333,61 @@ class ReviewDecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     approve: bool
+
+
+class ExplanationLine(BaseModel):
+    """One line of a score's explanation, in the language asked for."""
+
+    signal: str
+    label: str
+    count: int
+    points: float
+    text: str = Field(description='e.g. "试驾预约 2 天前 +25" or "test drive booked 2 days ago +25"')
+    last_at: datetime | None = None
+
+
+class ScoreOut(BaseModel):
+    one_id: str
+    score: float
+    grade: Grade
+    rule_score: float | None = Field(None, description="the rule score, before the learned model's share")
+    probability: float | None = Field(None, description="the learned model's conversion probability")
+    blend_weight: float = Field(0.0, description="the model's share in `score`; 0 in shadow mode or before enough outcomes")
+    model_version: int | None = None
+    rules: str | None = Field(None, description="name@version of the rule set that made the score")
+    scored_at: datetime | None = None
+    next_rescore_at: datetime | None = Field(None, description="when the decay timer looks at this person again")
+    explanation: list[ExplanationLine] = []
+
+
+class CalibrationBinOut(BaseModel):
+    lower: float
+    upper: float
+    count: int
+    predicted: float
+    observed: float
+
+
+class CalibrationOut(BaseModel):
+    brier: float
+    ece: float
+    bins: list[CalibrationBinOut]
+
+
+class ModelOut(BaseModel):
+    """The tenant's learned model and how rules, model and blend did on outcomes none had seen."""
+
+    tenant_id: str
+    rules: str
+    mode: str = Field(description="off | shadow | blend")
+    model_version: int
+    outcomes_learned: int
+    positives: int
+    blend_weight: float
+    min_outcomes: int
+    updated_at: datetime | None = None
+    weights: dict[str, float] = Field(description="the learned weight of each feature, largest first")
+    bias: float
+    evaluated: int = Field(description="held-out outcomes: each scored before it trained the model")
+    auc: dict[str, float | None] = Field(description="rules, model and blend")
+    calibration: dict[str, CalibrationOut | None]

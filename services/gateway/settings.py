@@ -23,3 +23,5 @@ class GatewaySettings(PersonalDataSettings):
     lag_stall_after_s: float = Field(default=300.0, gt=0)
     # The leads policy (alert thresholds for GET /v1/ops/sources); the same file as the leads service's.
     leads_policy_file: Path | None = None
+    # The scoring rules book (GET /v1/scores/model reports the rules in force); the scoring service's file.
+    scoring_rules_file: Path | None = None

@@ -1,5 +1,6 @@
-"""scoring use cases: re-score a person when their lead changes; fold, split and erase persons as
-identity decides; answer score queries."""
+"""scoring use cases: re-score a person when their lead changes or a consultant reports an outcome;
+learn from outcomes; let quiet persons' scores fall on a timer; re-score a tenant after a rule change;
+fold, split and erase persons as identity decides; answer score and model queries."""
 
 from __future__ import annotations
 
@@ -7,33 +8,44 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
-from schemas.scores import Contribution, Grade, ScoreChanged
+from schemas.scores import Grade, ScoreChanged
+from schemas.tasks import TaskOutcomeRecorded
 from schemas.topics import SCORES_CHANGES
-from schemas.touchpoints import EventType
+from services.scoring.adapters.models import ModelStore, StoredModel
 from services.scoring.adapters.repository import ScoreRepository
+from services.scoring.domain.learning import Evaluation, Quality, blend_weight, quality, update
 from services.scoring.domain.merging import RECENT_TRIGGERS_KEPT, History, covers, join, split
-from services.scoring.domain.rules import RuleSet
+from services.scoring.domain.rules import LearningMode, RuleBook, RuleSet, outcome_kind
 from services.scoring.domain.score import Scored, Signal, add_signal, score, worth_emitting
 
 _CHANGE_NS = uuid.UUID("3d3b6a0e-2f7c-4f0b-8d8e-1c9f4f5e2a77")
 
 
 class ScoringService:
-    def __init__(self, repo: ScoreRepository, *, rules: RuleSet, clock: Callable[[], datetime]) -> None:
+    def __init__(self, repo: ScoreRepository, models: ModelStore, *, rules: RuleBook, clock: Callable[[], datetime],
+                 timer_batch: int = 500, timer_interval_s: float = 30.0) -> None:
         self.repo = repo
+        self.models = models
         self.rules = rules
+        self.timer_batch = timer_batch
+        self.timer_interval_s = timer_interval_s
         self._clock = clock
+        self._model_cache: dict[str, StoredModel] = {}  # this worker is the models' only writer
         # A worker's two agents (lead changes, identity changes) write the same documents, and Faust gives
         # the same partition of both topics to the same worker: one change at a time keeps every
         # document single-writer (`leadflow/runtime/state.py`).
         self._writing = asyncio.Lock()
+
+    async def ensure_indexes(self) -> None:
+        await self.repo.ensure_indexes()
+        await self.models.ensure_indexes()
 
     # ---- lead changes ----------------------------------------------------------------------------
     async def on_lead_updated(self, change: LeadUpdated) -> Handled:
@@ -62,17 +74,15 @@ class ScoringService:
                 return Handled([Outgoing(SCORES_CHANGES, target, ScoreChanged.model_validate(last))])
             return Handled()
         if not known:
-            history = replace(
-                history,
-                signals=add_signal(history.signals, Signal(trigger_id, change.trigger.event_type, change.trigger.occurred_at)),
-                triggers=(history.triggers + (trigger_id,))[-RECENT_TRIGGERS_KEPT:],
-            )
+            signal = Signal(trigger_id, change.trigger.event_type, change.trigger.occurred_at)
+            history = replace(history, signals=add_signal(history.signals, signal),
+                              triggers=(history.triggers + (trigger_id,))[-RECENT_TRIGGERS_KEPT:])
         if newer or history.lead is None:
             history = replace(history, lead=change.lead, lead_version=change.version if own else 0)
         history = replace(history, trigger=change.trigger)
         # A known trigger with a newer lead (leads' change after a merge or split) is a change of its own.
         key = trigger_id if not known else f"{trigger_id}\x1f{change.change_id}"
-        outgoing = await self._rescore(doc, tenant, target, history, key=key, source=change.change_id)
+        outgoing = await self._rescore(doc, tenant, target, history, key=key, source=change.change_id, cause="lead")
         if doc is None and await self.repo.is_erased(tenant, target):
             await self.repo.delete(tenant, target)  # erased meanwhile (by another worker)
             return Handled()
@@ -103,7 +113,7 @@ class ScoringService:
         target, _ = await self.repo.resolve(tenant, merge.winner)  # the winner may be merged by now
         if target == merge.loser:
             raise RuntimeError(f"merge {merge.merge_id} would merge {merge.loser} into itself")
-        return Handled(await self._join(tenant, target, _history(buried), cause=merge.merge_id))
+        return Handled(await self._join(tenant, target, _history(buried), cause=merge.merge_id, kind="merge"))
 
     async def _split(self, split_: PersonSplit) -> Handled:
         """The moved events' signals go to the new person; both are re-scored."""
@@ -115,38 +125,140 @@ class ScoringService:
         history = _history(doc)
         staying, moving = split(history, set(split_.moved_event_ids), to=new)
         # The new person first: if we die before the source lets go, the replay finds it all again.
-        outgoing = await self._join(tenant, new, moving, cause=split_.split_id)
+        outgoing = await self._join(tenant, new, moving, cause=split_.split_id, kind="split")
         if staying == history:  # let go already (a replay)
             return Handled(outgoing + _again(doc, source, split_.split_id))
         return Handled(outgoing + await self._rescore(doc, tenant, source, staying, key=f"{split_.split_id}\x1f{source}",
-                                                      source=_identity_source(split_.split_id)))
+                                                      source=_identity_source(split_.split_id), cause="split"))
 
-    async def _join(self, tenant: str, target: str, other: History, *, cause: str) -> list[Outgoing]:
+    async def _join(self, tenant: str, target: str, other: History, *, cause: str, kind: str) -> list[Outgoing]:
         """Fold `other` into the target's history and re-score (idempotent: signals are a set)."""
         doc = await self.repo.get(tenant, target)
         history = _history(doc)
         if covers(history, other):
             return _again(doc, target, cause)  # folded already (a replay)
         return await self._rescore(doc, tenant, target, join(history, other), key=f"{cause}\x1f{target}",
-                                   source=_identity_source(cause))
+                                   source=_identity_source(cause), cause=kind)
 
     async def _any_erased(self, tenant: str, *one_ids: str) -> bool:
         return any([await self.repo.is_erased(tenant, one_id) for one_id in one_ids])
 
+    # ---- outcomes ---------------------------------------------------------------------------------
+    async def on_outcome(self, recorded: TaskOutcomeRecorded) -> Handled:
+        async with self._writing:
+            return await self._outcome(recorded)
+
+    async def _outcome(self, recorded: TaskOutcomeRecorded) -> Handled:
+        """An outcome is a signal of its own (an appointment raises the score, an invalid number sinks it),
+        and one that ends the story (won, lost...) first tests, then trains the tenant's model."""
+        tenant, outcome_id = recorded.tenant_id, recorded.outcome_id
+        target, doc = await self.repo.resolve(tenant, recorded.one_id)
+        if doc is None:
+            return Handled()  # nobody scored (erased, or the task's person never had a lead change)
+        history = _history(doc)
+        if outcome_id in history.triggers:  # a replay: send again what it caused, if that was the last change
+            if doc.get("last_source") == outcome_id and doc.get("last_change"):
+                return Handled([Outgoing(SCORES_CHANGES, target, ScoreChanged.model_validate(doc["last_change"]))])
+            return Handled()
+        rules = self.rules.for_tenant(tenant)
+        label = rules.learning.labels.get(recorded.outcome)
+        if label is not None and rules.learning.mode is not LearningMode.OFF and history.lead is not None \
+                and not _labelled(history, rules):
+            await self._learn(tenant, outcome_id, history, label, rules, at=recorded.recorded_at)
+        history = replace(
+            history,
+            signals=add_signal(history.signals, Signal(outcome_id, outcome_kind(recorded.outcome), recorded.recorded_at)),
+            triggers=(history.triggers + (outcome_id,))[-RECENT_TRIGGERS_KEPT:],
+        )
+        return Handled(await self._rescore(doc, tenant, target, history, key=outcome_id, source=outcome_id,
+                                           cause="outcome"))
+
+    async def _learn(self, tenant: str, outcome_id: str, history: History, label: int, rules: RuleSet, *,
+                     at: datetime) -> None:
+        """Test, then train: score the person as they were just before the outcome, keep that for the
+        quality report, then take one SGD step. The outcome id goes in with the model in one write."""
+        stored = await self._model(tenant)
+        if outcome_id in stored.applied:
+            return
+        assert history.lead is not None
+        before = score(history.signals, history.lead, rules, at, stored.model)
+        probability = stored.model.predict(dict(before.features))
+        weight = blend_weight(stored.model.n, rules.learning)
+        rule = (before.rule_score or 0.0) / 100
+        evaluation = Evaluation(round(rule, 4), round(probability, 4), round((1 - weight) * rule + weight * probability, 4),
+                                label)
+        stored = StoredModel(update(stored.model, dict(before.features), label, rules.learning),
+                             (*stored.applied, outcome_id), (*stored.evaluations, evaluation), self._clock())
+        await self.models.save(tenant, stored, evaluations_kept=rules.learning.evaluations_kept)
+        self._model_cache[tenant] = stored
+        metrics.MODEL_UPDATES.labels(tenant, str(label)).inc()
+
+    async def _model(self, tenant: str) -> StoredModel:
+        if tenant not in self._model_cache:
+            self._model_cache[tenant] = await self.models.load(tenant)
+        return self._model_cache[tenant]
+
+    # ---- the re-score timer ----------------------------------------------------------------------
+    async def on_timer(self, now: datetime | None = None) -> Handled:
+        """Persons due for a re-score (quiet ones decaying, or a tenant's rescore request): their real changes.
+        Saved before they are sent, marked `unsent` until the broker has them, so a crash in between sends
+        them on the next run."""
+        outgoing: list[Outgoing] = []
+        sent: list[tuple[str, str]] = []
+        async with self._writing:
+            now = now or self._clock()
+            for doc in await self.repo.due(now, self.timer_batch):
+                tenant, one_id = doc["tenant_id"], doc["one_id"]
+                if doc.get("unsent") and doc.get("last_change"):
+                    outgoing.append(Outgoing(SCORES_CHANGES, one_id, ScoreChanged.model_validate(doc["last_change"])))
+                    sent.append((tenant, one_id))
+                    continue
+                request = doc.get("rescore_request")
+                cause = "rescore" if request else "decay"
+                key = f"rescore\x1f{request}" if request else f"decay\x1f{doc.get('version', 0)}"
+                out = await self._rescore(doc, tenant, one_id, _history(doc), key=key, source=key, cause=cause,
+                                          now=now, unsent=True)
+                outgoing += out
+                sent += [(tenant, one_id)] * bool(out)
+                metrics.RESCORES.labels(tenant, cause, "changed" if out else "unchanged").inc()
+
+        async def acknowledged() -> None:
+            for tenant, one_id in sent:
+                await self.repo.mark_sent(tenant, one_id)
+
+        return Handled(outgoing, after_emit=acknowledged if sent else None)
+
+    async def request_rescore(self, tenant_id: str, request_id: str) -> int:
+        """Make every person of the tenant due for the timer (after a rule change); how many."""
+        return await self.repo.request_rescore(tenant_id, request_id, self._clock())
+
+    async def rescore_progress(self, tenant_id: str, request_id: str) -> tuple[int, int]:
+        return await self.repo.rescore_progress(tenant_id, request_id)
+
     # ---- scoring ---------------------------------------------------------------------------------
     async def _rescore(self, doc: dict[str, Any] | None, tenant: str, one_id: str, history: History, *,
-                       key: str, source: str) -> list[Outgoing]:
-        """Store the person re-scored on `history`; a ScoreChanged where the emission rule says so."""
-        now = self._clock()
+                       key: str, source: str, cause: str, now: datetime | None = None,
+                       unsent: bool = False) -> list[Outgoing]:
+        """Store the person re-scored on `history`; a ScoreChanged when it differs enough from the last one sent."""
+        now = now or self._clock()
+        rules = self.rules.for_tenant(tenant)
         fields: dict[str, Any] = {"tenant_id": tenant, "one_id": one_id, **_fields(history), "scored_at": now,
-                                  "rules": f"{self.rules.name}@{self.rules.version}"}
+                                  "rules": rules.ref}
+        for kept in ("last_change", "last_source", "emitted"):  # what was told last stays until something new is
+            if doc and doc.get(kept) is not None:
+                fields[kept] = doc[kept]
         outgoing = []
         if history.lead is not None:  # without a snapshot (a split's new person) it waits for leads
-            before = _scored(doc or {})
-            after = score(history.signals, history.lead, self.rules, now)
-            fields.update(score=after.score, grade=after.grade.value, contributions=[c.model_dump() for c in after.contributions])
+            stored = await self._model(tenant) if rules.learning.mode is not LearningMode.OFF else None
+            after = score(history.signals, history.lead, rules, now, stored.model if stored else None)
+            fields.update(score=after.score, grade=after.grade.value,
+                          contributions=[c.model_dump(mode="json") for c in after.contributions],
+                          rule_score=after.rule_score, probability=after.probability, blend_weight=after.blend_weight,
+                          model_version=after.model_version,
+                          rescore_at=_next_rescore(after, rules, now))
+            before = _emitted(doc or {})
             lead_changed = (doc or {}).get("lead") != fields["lead"]
-            if (worth_emitting(before, after, self.rules) or lead_changed) and history.trigger is not None:
+            if (worth_emitting(before, after, rules) or lead_changed) and history.trigger is not None:
                 event = ScoreChanged(
                     change_id=str(uuid.uuid5(_CHANGE_NS, f"{tenant}\x1f{key}")),
                     tenant_id=tenant,
@@ -158,11 +270,20 @@ class ScoringService:
                     trigger=history.trigger,
                     lead=history.lead,
                     scored_at=now,
+                    cause=cause,
+                    rules=rules.ref,
+                    rule_score=after.rule_score,
+                    probability=after.probability,
+                    blend_weight=after.blend_weight,
+                    model_version=after.model_version,
                 )
                 if before is None or before.grade != after.grade:
                     metrics.GRADE_CHANGES.labels(tenant, before.grade.value if before else "none", after.grade.value).inc()
                 fields["last_change"] = event.model_dump(mode="json")
                 fields["last_source"] = source
+                fields["emitted"] = {"score": after.score, "grade": after.grade.value}
+                if unsent:
+                    fields["unsent"] = True
                 outgoing.append(Outgoing(SCORES_CHANGES, one_id, event))
         await self.repo.save(tenant, one_id, fields, version=(doc or {}).get("version", 0) + 1)
         return outgoing
@@ -178,6 +299,26 @@ class ScoringService:
 
     async def many(self, tenant_id: str, one_ids: list[str]) -> dict[str, dict[str, Any]]:
         return await self.repo.many(tenant_id, one_ids)
+
+    async def model_report(self, tenant_id: str) -> tuple[RuleSet, StoredModel, Quality]:
+        """The tenant's rules, learned model and its held-out quality (read from the store, not a cache:
+        the gateway is not the writer)."""
+        stored = await self.models.load(tenant_id)
+        return self.rules.for_tenant(tenant_id), stored, quality(stored.evaluations)
+
+
+def _labelled(history: History, rules: RuleSet) -> bool:
+    """Whether one of the person's outcomes taught the model already: each person teaches it once."""
+    labels = {outcome_kind(o) for o in rules.learning.labels}
+    return any(s.kind in labels for s in history.signals)
+
+
+def _next_rescore(scored: Scored, rules: RuleSet, now: datetime) -> datetime | None:
+    """When the timer should look again: never for O and F (the lifecycle decides those) or for a score
+    that cannot fall further."""
+    if scored.grade in (Grade.O, Grade.F) or scored.score <= 0:
+        return None
+    return now + timedelta(hours=rules.rescore.every_hours)
 
 
 def _identity_source(cause: str) -> str:
@@ -195,7 +336,8 @@ def _history(doc: dict[str, Any] | None) -> History:
     if not doc:
         return History()
     return History(
-        signals=tuple(Signal(s["event_id"], EventType(s["event_type"]), s["occurred_at"]) for s in doc.get("signals", ())),
+        # `kind` since v1.1 of the document; older ones stored the event type
+        signals=tuple(Signal(s["event_id"], s.get("kind") or s["event_type"], s["occurred_at"]) for s in doc.get("signals", ())),
         triggers=tuple(doc.get("recent_triggers", ())),
         lead=LeadSnapshot.model_validate(doc["lead"]) if doc.get("lead") else None,
         lead_version=doc.get("lead_version", 0),
@@ -208,7 +350,7 @@ def _history(doc: dict[str, Any] | None) -> History:
 
 def _fields(history: History) -> dict[str, Any]:
     return {
-        "signals": [{"event_id": s.event_id, "event_type": s.event_type.value, "occurred_at": s.occurred_at}
+        "signals": [{"event_id": s.event_id, "kind": str(s.kind), "occurred_at": s.occurred_at}
                     for s in history.signals],
         "recent_triggers": list(history.triggers),
         "lead": history.lead.model_dump(mode="json") if history.lead else None,
@@ -218,9 +360,10 @@ def _fields(history: History) -> dict[str, Any]:
     }
 
 
-def _scored(doc: dict[str, Any]) -> Scored | None:
-    if "score" not in doc:
+def _emitted(doc: dict[str, Any]) -> Scored | None:
+    """What consumers were told last: a slow decay is compared with that, not with the last stored score,
+    or it would creep below the threshold step by step and never be told."""
+    told = doc.get("emitted") or (doc if "score" in doc else None)
+    if told is None:
         return None
-    return Scored(
-        doc["score"], Grade(doc["grade"]), tuple(Contribution.model_validate(c) for c in doc["contributions"])
-    )
+    return Scored(told["score"], Grade(told["grade"]), ())

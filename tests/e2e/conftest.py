@@ -58,6 +58,7 @@ def stack(infra):
         # Low enough that a test can reach it with rejected events, high enough for every other test.
         "LEADFLOW_INGEST_RATE_PER_S": "100",
         "LEADFLOW_INGEST_BURST": "600",
+        "LEADFLOW_RESCORE_INTERVAL_S": "2",  # the scoring timer: `leadflow rescore` finishes within seconds
         "LEADFLOW_API_KEYS": ",".join([
             f"{KEYS['ingest']}={tenant}:ingest",
             f"{KEYS['ops']}={tenant}:ops",

@@ -23,6 +23,8 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/leads"): {"ops"},
     ("get", "/v1/ops/summary"): {"ops"},
     ("get", "/v1/ops/sources"): {"ops"},
+    ("get", "/v1/scores/{one_id}"): {"ops", "consultant"},
+    ("get", "/v1/scores/model"): {"ops"},
     ("get", "/v1/profiles/{one_id}/identity"): {"ops"},
     ("get", "/v1/identity/conflicts"): {"ops"},
     ("post", "/v1/identity/split"): {"ops"},

@@ -38,10 +38,8 @@ from services.leads.entrypoints import agents as leads_agents
 from services.notify.adapters.repository import NotifyRepository
 from services.notify.entrypoints import agents as notify_agents
 from services.notify.handlers import NotifyService
-from services.scoring.adapters.repository import ScoreRepository
-from services.scoring.domain.rules import CAR_DEALER
+from services.scoring.bootstrap import make_service as make_scoring
 from services.scoring.entrypoints import agents as scoring_agents
-from services.scoring.handlers import ScoringService
 
 T0 = datetime(2026, 11, 22, 8, tzinfo=UTC)
 NOW = T0 + timedelta(hours=4)
@@ -73,7 +71,7 @@ class Chain:
     def __init__(self, db) -> None:
         self.db = db
         self.leads = make_service(db)
-        self.scoring = ScoringService(ScoreRepository(db), rules=CAR_DEALER, clock=lambda: NOW)
+        self.scoring = make_scoring(db, clock=lambda: NOW)
         self.notify = NotifyService(NotifyRepository(db), clock=self._tick)
         self._now = NOW
         self.lead_changes: list[LeadUpdated] = []
@@ -85,7 +83,7 @@ class Chain:
         return self._now
 
     async def setup(self, *consultants: tuple[str, str]) -> Chain:
-        for repo in (self.leads, self.scoring.repo, self.notify.repo):
+        for repo in (self.leads, self.scoring, self.notify.repo):
             await repo.ensure_indexes()
         for consultant_id, store in consultants:
             await self.notify.upsert_consultant(tenant_id="t1", consultant_id=consultant_id,

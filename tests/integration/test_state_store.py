@@ -11,9 +11,7 @@ from schemas.touchpoints import TouchpointReceived
 from services.leads.bootstrap import make_service
 from services.notify.adapters.repository import NotifyRepository
 from services.notify.handlers import NotifyService
-from services.scoring.adapters.repository import ScoreRepository
-from services.scoring.domain.rules import CAR_DEALER
-from services.scoring.handlers import ScoringService
+from services.scoring.bootstrap import make_service as make_scoring
 from tests.unit.leads_kit import step
 
 NOW = datetime(2026, 11, 22, 10, tzinfo=UTC)
@@ -51,9 +49,9 @@ async def test_overlapping_writers_after_a_rebalance_converge(db):
 
 async def test_the_chain_is_idempotent_under_replay(db):
     leads = make_service(db)
-    scoring = ScoringService(ScoreRepository(db), rules=CAR_DEALER, clock=lambda: NOW)
+    scoring = make_scoring(db, clock=lambda: NOW)
     notify = NotifyService(NotifyRepository(db), clock=lambda: NOW)
-    for repo in (leads, scoring.repo, notify.repo):
+    for repo in (leads, scoring, notify.repo):
         await repo.ensure_indexes()
     await notify.upsert_consultant(tenant_id="t1", consultant_id="c1",
                                    fields={"name": "王芳", "store_id": "s1", "capacity": 5, "active": True})

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import ValidationError
 
 from schemas.leads import Stage, Verdict
-from schemas.scores import Grade
+from schemas.scores import Contribution, Grade
 from schemas.tasks import TaskStatus
 from schemas.touchpoints import Identifier, IdentifierType
 from services.gateway.deps import Ops, Reader, ServicesDep
@@ -87,7 +87,8 @@ async def profile(one_id: str, caller: Reader, services: ServicesDep):
     return ProfileOut(
         **body,
         identifiers=[IdentifierOut(**{**i, "value": i.pop("masked")}) for i in identifiers],
-        explanation=score.get("contributions", []) if score else [],
+        explanation=[{k: v for k, v in c.items() if k in Contribution.model_fields}
+                     for c in score.get("contributions", [])] if score else [],
         owner_consultant_id=tasks[0].get("consultant_id") if tasks else None,
         open_task_id=tasks[0]["_id"] if tasks else None,
         history=history,

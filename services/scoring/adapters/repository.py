@@ -1,6 +1,9 @@
 """The scoring store: the only writer of `scores` (one state document per person; a merged person's
 stays as a tombstone with `merged_into` and its last state) and `score_erasures` (a digest of every
-erased one_id, never the one_id, so that a lead change still in flight cannot bring the person back)."""
+erased one_id, never the one_id, so that a lead change still in flight cannot bring the person back).
+
+A person's document says when the re-score timer should look at it again (`rescore_at`), and holds
+`unsent` while a change the timer made is not yet acknowledged by the broker."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ class ScoreRepository:
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.scores, self.erasures.collection)
         await self.scores.create_index([("tenant_id", ASCENDING), ("grade", ASCENDING), ("score", DESCENDING)])
+        await self.scores.create_index([("rescore_at", ASCENDING)])
 
     async def get(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
         doc = await self._docs.load(score_doc_id(tenant_id, one_id))
@@ -48,6 +52,28 @@ class ScoreRepository:
 
     async def delete(self, tenant_id: str, one_id: str) -> None:
         await self.scores.delete_one({"_id": score_doc_id(tenant_id, one_id)})
+
+    # ---- the re-score timer -------------------------------------------------------------------------
+    async def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Persons whose re-score time came, or whose timer change is not yet acknowledged."""
+        query = {"$or": [{"rescore_at": {"$lte": now}}, {"unsent": True}], **_LIVE}
+        return [doc async for doc in self.scores.find(query).limit(limit)]
+
+    async def mark_sent(self, tenant_id: str, one_id: str) -> None:
+        # By _id alone (FerretDB pushes only that down); a newer whole-document write has no `unsent` anyway.
+        await self.scores.update_one({"_id": score_doc_id(tenant_id, one_id)}, {"$unset": {"unsent": ""}})
+
+    async def request_rescore(self, tenant_id: str, request_id: str, at: datetime) -> int:
+        """Make every live person of the tenant due now, marked with the request; how many."""
+        result = await self.scores.update_many({"tenant_id": tenant_id, **_LIVE},
+                                               {"$set": {"rescore_at": at, "rescore_request": request_id}})
+        return result.modified_count
+
+    async def rescore_progress(self, tenant_id: str, request_id: str) -> tuple[int, int]:
+        """(persons still waiting for the request, changes it emitted so far)."""
+        waiting = await self.scores.count_documents({"tenant_id": tenant_id, "rescore_request": request_id, **_LIVE})
+        changed = await self.scores.count_documents({"tenant_id": tenant_id, "last_source": f"rescore\x1f{request_id}"})
+        return waiting, changed
 
     # ---- erasure ---------------------------------------------------------------------------------
     async def is_erased(self, tenant_id: str, one_id: str) -> bool:

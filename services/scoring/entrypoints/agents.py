@@ -1,12 +1,14 @@
-"""scoring agents. Consumes leads.changes and identity.merges (merges, splits, erasures);
-produces scores.changes; dead letters go to leads.changes.scoring.dlq and identity.merges.scoring.dlq."""
+"""scoring agents. Consumes leads.changes, tasks.outcomes (consultants' outcomes: signals, and labels
+the model learns from) and identity.merges (merges, splits, erasures); a timer re-scores quiet persons
+and a tenant after `leadflow rescore`. Produces scores.changes; dead letters go to <source>.scoring.dlq."""
 
 from __future__ import annotations
 
 from leadflow.runtime.worker import Channels
 from schemas.identity import IdentityChanged
 from schemas.leads import LeadUpdated
-from schemas.topics import IDENTITY_MERGES, LEADS_CHANGES
+from schemas.tasks import TaskOutcomeRecorded
+from schemas.topics import IDENTITY_MERGES, LEADS_CHANGES, TASKS_OUTCOMES
 from services.scoring.handlers import ScoringService
 
 
@@ -14,9 +16,12 @@ def register(channels: Channels, service: ScoringService) -> None:
     channels.consume(
         LEADS_CHANGES, decode=LeadUpdated.from_bytes, handle=service.on_lead_updated, name="scoring.rescore"
     )
+    channels.consume(TASKS_OUTCOMES, decode=TaskOutcomeRecorded.from_bytes, handle=service.on_outcome,
+                     name="scoring.outcomes")
     channels.consume(
         IDENTITY_MERGES,
         decode=IdentityChanged.from_bytes,
         handle=service.on_identity_changed,
         name="scoring.identity_changes",
     )
+    channels.every(service.timer_interval_s, service.on_timer, name="scoring.timer")
