@@ -83,3 +83,18 @@ def test_quality_reports_each_of_rules_model_and_blend():
     assert (q.n, q.positives) == (3, 2)
     assert q.auc == {"rules": 1.0, "model": 0.0, "blend": 1.0}
     assert set(q.calibration) == {"rules", "model", "blend"}
+
+
+def test_prequentially_on_the_simulator_the_blend_ranks_converters_first():
+    """The protocol of bench/scoring_quality.py on a small stream: each lead is scored before its
+    outcome trains the model, and the learned blend ranks buyers above the rest."""
+    from bench.scoring_quality import cases, prequential
+    from services.scoring.domain.rules import builtin
+
+    found = cases(8_000, seed=3)
+    evaluations, _, model = prequential(found, builtin("car_dealer"))
+    assert len(evaluations) == len(found) == model.n and 50 < model.positives < model.n
+    assert evaluations[0].model == 0.5  # the first lead meets an untrained model: tested before trained
+    labels = [e.label for e in evaluations]
+    assert auc(list(zip([e.model for e in evaluations], labels, strict=True))) > 0.95
+    assert auc(list(zip([e.blend for e in evaluations], labels, strict=True))) > 0.95
