@@ -74,6 +74,14 @@ RESCORES = Counter("leadflow_rescores_total", "Timer re-scores (decay or a resco
                    ["tenant", "cause", "result"])
 MODEL_UPDATES = Counter("leadflow_model_updates_total", "Outcomes the scoring model learned from, by label", ["tenant", "label"])
 TASKS_CREATED = Counter("leadflow_tasks_created_total", "Follow-up tasks created", ["tenant", "reason", "grade"])
+TASKS_REFRESHED = Counter("leadflow_tasks_refreshed_total", "Open tasks updated by new signals instead of a second task",
+                          ["tenant", "reason"])
+SLA_BREACHES = Counter("leadflow_sla_breaches_total", "First-response deadlines missed", ["tenant", "grade"])
+TASKS_REASSIGNED = Counter("leadflow_tasks_reassigned_total", "Tasks moved to another consultant", ["tenant", "cause"])
+TASKS_POOLED = Counter("leadflow_tasks_pooled_total", "Tasks nobody followed up, returned to the shared pool", ["tenant"])
+DELIVERIES = Counter("leadflow_deliveries_total", "Push delivery attempts, by channel and the status after",
+                     ["tenant", "channel", "status"])
+POOL_CLAIMS = Counter("leadflow_pool_claims_total", "Pooled leads claimed by consultants", ["tenant"])
 END_TO_END_SECONDS = Histogram(
     "leadflow_end_to_end_seconds",
     "From a touchpoint's occurred_at to the task it caused being stored",

@@ -25,8 +25,7 @@ from services.gateway.settings import GatewaySettings
 from services.identity.bootstrap import build_operations as build_identity_operations
 from services.identity.bootstrap import build_service as build_identity
 from services.leads.bootstrap import build_for_reads
-from services.notify.adapters.repository import NotifyRepository
-from services.notify.handlers import NotifyService
+from services.notify.bootstrap import build_for_api as build_notify_api
 from services.scoring.bootstrap import build_for_reads as build_scoring_reads
 
 REQUESTS = Counter("leadflow_api_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -56,7 +55,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             reveal_audit=audit,
             leads=build_for_reads(db, settings.leads_policy_file),
             scoring=build_scoring_reads(db, settings.scoring_rules_file, clock=clock),
-            notify=NotifyService(NotifyRepository(db), clock=clock, producer=producer, topic_prefix=settings.topic_prefix),
+            notify=build_notify_api(db, settings.notify_policy_file, clock=clock, producer=producer,
+                                    topic_prefix=settings.topic_prefix),
             keys=keys,
             max_batch=settings.max_batch,
             ingest_limit=RateLimiter(settings.ingest_rate_per_s, settings.ingest_burst),

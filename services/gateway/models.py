@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -146,6 +146,55 @@ class TaskOut(BaseModel):
     due_at: datetime
     created_at: datetime
     last_outcome: Outcome | None = None
+    routing_why: str | None = Field(None, description="why routing chose this consultant, in words")
+    trigger_detail: str | None = None
+    version: int = 1
+    first_response_at: datetime | None = None
+    breached_at: datetime | None = Field(None, description="the first-response deadline was missed (and not reassigned)")
+    escalated_to: list[str] = Field([], description="the store managers told about the breach")
+    previous_consultant_id: str | None = None
+    pooled_at: datetime | None = Field(None, description="returned to the shared pool (公海) at")
+    protected_until: datetime | None = Field(None, description="a claimed lead stays with its claimer until")
+    assignments: list[dict[str, Any]] = Field([], description="every assignment: consultant, rule, why, when, cause")
+
+
+class InboxMessageOut(BaseModel):
+    message_id: str
+    task_id: str
+    title: str
+    body: str
+    url: str | None = None
+    at: datetime
+    read: bool = False
+
+
+class PushOut(BaseModel):
+    push_id: str
+    channel: str
+    task_version: int
+    consultant_id: str | None = None
+    status: str = Field(description="pending | sending | retrying | sent | failed")
+    attempts: int = 0
+    last_detail: str | None = None
+
+
+class ClaimOut(BaseModel):
+    task_id: str
+    consultant_id: str
+    due_at: datetime
+    protected_until: datetime
+
+
+class PerformanceOut(BaseModel):
+    consultant_id: str
+    tasks: int
+    responded: int
+    first_response_median_min: float | None
+    sla_adherence: float | None
+    conversions: int
+    conversion_rate: float | None
+    expected_conversions: float = Field(description="what the grades of the leads they received predict")
+    conversion_index: float | None = Field(description="conversions / expected: above 1 beats their leads' grades")
 
 
 class OutcomeIn(BaseModel):
@@ -170,8 +219,14 @@ class ConsultantIn(BaseModel):
     store_id: str = Field(min_length=1, max_length=64)
     region: str | None = Field(None, max_length=64)
     skills: list[str] = Field(default_factory=list, max_length=50)
+    products: list[str] = Field(default_factory=list, max_length=100, description="brands or product lines; empty: all")
     capacity: int = Field(50, ge=1, le=10_000)
     active: bool = True
+    on_duty: bool = Field(True, description="在岗: off duty takes no new task")
+    leave: list[date] = Field(default_factory=list, max_length=366, description="local dates on leave")
+    manager: bool = Field(False, description="the store manager: escalations and the store's fallback queue")
+    wecom_userid: str | None = Field(None, max_length=64, description="for WeCom pushes")
+    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$", description="for e-mail pushes")
 
 
 class ConsultantOut(ConsultantIn):

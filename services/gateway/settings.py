@@ -25,3 +25,5 @@ class GatewaySettings(PersonalDataSettings):
     leads_policy_file: Path | None = None
     # The scoring rules book (GET /v1/scores/model reports the rules in force); the scoring service's file.
     scoring_rules_file: Path | None = None
+    # The notify policy (pool rules for claims, working hours for deadlines); the notify service's file.
+    notify_policy_file: Path | None = None

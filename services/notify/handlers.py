@@ -1,31 +1,54 @@
-"""notify use cases: create and route follow-up tasks, follow merges and erasures of persons, record
-consultants' outcomes, manage consultants."""
+"""notify use cases: turn the tenant's triggers into follow-up tasks routed to the right consultant
+(one open task per person: new signals refresh it); check first-response deadlines in working time on a
+timer, escalating and reassigning on a breach; return neglected leads to the shared pool and let
+consultants claim them; follow merges and erasures of persons; record consultants' outcomes; manage
+consultants; report their performance."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.sdk import EventProducer
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
+from schemas.leads import LeadSnapshot, Stage, Verdict
 from schemas.scores import ScoreChanged
 from schemas.tasks import Outcome, TaskCreated, TaskOutcomeRecorded, TaskStatus
 from schemas.topics import TASKS_EVENTS, TASKS_OUTCOMES
+from services.notify.adapters.channels import Channel
+from services.notify.adapters.pushes import PushOutbox
 from services.notify.adapters.repository import NotifyRepository, open_task_ids
+from services.notify.domain.delivery import Delivery, DeliveryStatus, Push, Result, RetryPolicy, render_task_message
 from services.notify.domain.merging import OpenTask, one_per_consultant, primary
-from services.notify.domain.tasks import assign, due_at, task_id, task_reason
+from services.notify.domain.performance import Performance, performance
+from services.notify.domain.policy import NotifyPolicy, NotifyPolicyBook
+from services.notify.domain.pool import ClaimDecision, may_claim, returns_to_pool
+from services.notify.domain.routing import Assignment, Consultant, route
+from services.notify.domain.tasks import GRADE_RANK, assign, decide, task_id
 
 # Outcomes after which there is nothing left to follow up on this task.
 CLOSING_OUTCOMES = frozenset({Outcome.WON, Outcome.LOST, Outcome.ORDERED, Outcome.INVALID_NUMBER})
+CONVERTING_OUTCOMES = frozenset({Outcome.WON, Outcome.ORDERED})
+
+
+log = logging.getLogger(__name__)
 
 
 class TaskNotFound(LookupError):
     pass
+
+
+class ClaimRefused(Exception):
+    def __init__(self, decision: ClaimDecision) -> None:
+        super().__init__(decision.message)
+        self.decision = decision
 
 
 class NotifyService:
@@ -36,8 +59,24 @@ class NotifyService:
         clock: Callable[[], datetime],
         producer: EventProducer | None = None,
         topic_prefix: str = "",
+        policies: NotifyPolicyBook | None = None,
+        timer_batch: int = 200,
+        timer_interval_s: float = 30.0,
+        outbox: PushOutbox | None = None,
+        channels: dict[str, Channel] | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        delivery_interval_s: float = 2.0,
+        inbox_url: str | None = None,
     ) -> None:
         self.repo = repo
+        self.outbox = outbox
+        self.channels = channels or {}
+        self.retry = retry
+        self.delivery_interval_s = delivery_interval_s
+        self.inbox_url = inbox_url
+        self.policies = policies or NotifyPolicyBook()
+        self.timer_batch = timer_batch
+        self.timer_interval_s = timer_interval_s
         self._clock = clock
         self._producer = producer  # only the API process publishes outcomes
         self._prefix = topic_prefix
@@ -49,6 +88,9 @@ class NotifyService:
         async with self._writing:
             return await self._score_changed(change)
 
+    def _today(self, policy: NotifyPolicy, now: datetime) -> date:
+        return now.astimezone(policy.hours.zone).date()
+
     async def _score_changed(self, change: ScoreChanged) -> Handled:
         tenant = change.tenant_id
         one_id, slot = await self.repo.resolve(tenant, change.one_id)  # a merged person's change: the survivor's
@@ -56,27 +98,36 @@ class NotifyService:
         if slot is not None and slot.get("open_task_id") == tid:  # a replay of the change that created it
             doc = await self.repo.task(tenant, tid)
             return Handled([Outgoing(TASKS_EVENTS, one_id, TaskCreated.model_validate(doc["event"]))])
-        reason = task_reason(change, has_open_task=bool(open_task_ids(slot)))
-        if reason is None:
+        policy = self.policies.for_tenant(tenant)
+        open_ids = open_task_ids(slot)
+        first = slot is None or not (open_ids or slot.get("last_task_id"))
+        decision = decide(change, policy.triggers, has_open_task=bool(open_ids), first=first)
+        if decision is None:
             return Handled()
         if slot is None and await self.repo.is_erased(tenant, one_id):
             return Handled()  # sent before the person was erased: nothing may bring them back
         now = self._clock()
-        consultants = await self.repo.consultants_with_load(tenant)
-        assignment = assign(change.lead, reason, consultants)
+        if not decision.create:
+            await self._refresh(tenant, open_ids[0], change, decision.reason, decision.detail, policy, now)
+            return Handled()
+        today = self._today(policy, now)
+        consultants = await self.repo.consultants_with_load(tenant, today)
+        assignment = assign(change.lead, decision.reason, consultants, policy.routing, grade=change.grade.value,
+                            today=today, now=now)
         store_of = {c.consultant_id: c.store_id for c in consultants}
+        deadline = policy.sla.deadline(change.grade.value, now, policy.hours)
         event = TaskCreated(
             task_id=tid,
             tenant_id=tenant,
             one_id=one_id,
             consultant_id=assignment.consultant_id,
-            store_id=store_of.get(assignment.consultant_id) if assignment.consultant_id else None,
+            store_id=store_of.get(assignment.consultant_id) if assignment.consultant_id else assignment.store_id,
             queue=assignment.queue,
             grade=change.grade,
             score=change.score,
-            reason=reason,
+            reason=decision.reason,
             trigger_event_id=change.trigger.event_id,
-            due_at=due_at(change.grade, now),
+            due_at=deadline,
             created_at=now,
         )
         created = await self.repo.create_task({
@@ -85,25 +136,38 @@ class NotifyService:
             "one_id": one_id,
             "consultant_id": assignment.consultant_id,
             "routing_rule": assignment.rule,
+            "routing_why": assignment.why,
             "queue": assignment.queue,
             "status": TaskStatus.OPEN.value,
             "grade": change.grade.value,
             "score": change.score,
-            "reason": reason,
+            "reason": decision.reason,
+            "trigger_detail": decision.detail,
             "trigger_event_id": change.trigger.event_id,
             "store_id": change.lead.store_id,
             "lead_name": change.lead.name,
             "product": change.lead.product,
-            "due_at": event.due_at,
+            "due_at": deadline,
             "created_at": now,
+            "assigned_at": now,
+            "version": 1,
+            "signals": [change.change_id],
+            "assignments": [{"consultant_id": assignment.consultant_id, "rule": assignment.rule, "why": assignment.why,
+                             "at": now, "cause": "created"}],
             "outcomes": [],
             "event": event.model_dump(mode="json"),
         })
         if created:
-            metrics.TASKS_CREATED.labels(tenant, reason, change.grade.value).inc()
+            metrics.TASKS_CREATED.labels(tenant, decision.reason, change.grade.value).inc()
             metrics.END_TO_END_SECONDS.labels(tenant).observe(max(0.0, (now - change.trigger.occurred_at).total_seconds()))
         if created and assignment.consultant_id:
             await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
+            await self.repo.count_assignment(tenant, assignment.consultant_id, today)
+        if created or (await self.repo.task(tenant, tid) or {}).get("status") == TaskStatus.OPEN.value:
+            # Queued again on a replay: the push id makes it the same push, queued once.
+            audience = [assignment.consultant_id] if assignment.consultant_id else \
+                await self.repo.managers_of(tenant, assignment.store_id)
+            await self._announce(policy, await self.repo.task(tenant, tid), audience, now)
         elif not created:  # a replay after a crash: the task as it was created, unless it is closed by now
             existing = await self.repo.task(tenant, tid)
             if existing is None or existing["status"] != TaskStatus.OPEN.value:
@@ -115,6 +179,187 @@ class NotifyService:
             await self.repo.drop_slot(tenant, one_id)
             return Handled()
         return Handled([Outgoing(TASKS_EVENTS, one_id, event)])
+
+    async def _refresh(self, tenant: str, tid: str, change: ScoreChanged, reason: str, detail: str,
+                       policy: NotifyPolicy, now: datetime) -> None:
+        """New signals on a person with an open task update that task instead of making a second one: the
+        grade and score, what fired, and a deadline brought forward when the grade rose. Keyed by the
+        change id, so a replay changes nothing."""
+        task = await self.repo.task(tenant, tid)
+        if task is None or change.change_id in task.get("signals", ()):
+            return
+        fields: dict[str, Any] = {"grade": change.grade.value, "score": change.score, "updated_at": now,
+                                  "version": task.get("version", 1) + 1,
+                                  "signals": [*task.get("signals", ()), change.change_id][-50:]}
+        if GRADE_RANK.get(change.grade, -1) > GRADE_RANK.get(task["grade"], -1) and task.get("first_response_at") is None:
+            sooner = policy.sla.deadline(change.grade.value, now, policy.hours)
+            if sooner < task["due_at"]:
+                fields["due_at"] = sooner
+        await self.repo.update_task(tid, fields, push={"updates": {"reason": reason, "detail": detail, "at": now,
+                                                                   "grade": change.grade.value}})
+        metrics.TASKS_REFRESHED.labels(tenant, reason).inc()
+
+    # ---- the timer: deadlines and the pool ---------------------------------------------------------
+    async def on_timer(self, now: datetime | None = None) -> Handled:
+        """Missed first-response deadlines escalate (and reassign, once, by policy); tasks nobody answered
+        for the tenant's pool period return to the shared pool. Each step is one write keyed by the task,
+        and a task is only picked while it is in the state the step changes: a rerun does nothing twice."""
+        async with self._writing:
+            now = now or self._clock()
+            for task in await self.repo.overdue(now, self.timer_batch):
+                await self._breached(task, now)
+            # The shortest pool period of any tenant bounds the query; each tenant's own is checked below.
+            shortest = min([self.policies.default.pool.return_after_days,
+                            *(p.pool.return_after_days for p in self.policies.tenants.values())])
+            for task in await self.repo.unanswered(now - timedelta(days=shortest), self.timer_batch):
+                policy = self.policies.for_tenant(task["tenant_id"])
+                if returns_to_pool(task, now, policy.pool):
+                    await self._to_pool(task, now)
+        return Handled()
+
+    async def _breached(self, task: dict[str, Any], now: datetime) -> None:
+        tenant = task["tenant_id"]
+        policy = self.policies.for_tenant(tenant)
+        managers = await self.repo.managers_of(tenant, task.get("store_id")) if policy.escalation.manager else []
+        metrics.SLA_BREACHES.labels(tenant, task["grade"]).inc()
+        escalation = {"at": now, "due_at": task["due_at"], "consultant_id": task.get("consultant_id"),
+                      "managers": managers}
+        reassigned = len([a for a in task.get("assignments", ()) if a.get("cause") == "sla_breach"])
+        current = task.get("consultant_id")
+        if policy.escalation.reassign and reassigned < policy.escalation.max_reassignments and current:
+            today = self._today(policy, now)
+            others = [c for c in await self.repo.consultants_with_load(tenant, today) if c.consultant_id != current]
+            lead = TaskCreated.model_validate(task["event"])  # what routing needs of the lead is on the task
+            assignment = _reroute(task, lead, others, policy, today, now)
+            if assignment is not None:
+                deadline = policy.sla.deadline(task["grade"], now, policy.hours)
+                await self.repo.update_task(task["_id"], {
+                    "consultant_id": assignment.consultant_id, "routing_rule": assignment.rule,
+                    "routing_why": assignment.why, "due_at": deadline, "assigned_at": now, "updated_at": now,
+                    "previous_consultant_id": current, "version": task.get("version", 1) + 1,
+                }, push={"escalations": escalation, "assignments": {
+                    "consultant_id": assignment.consultant_id, "rule": assignment.rule, "why": assignment.why,
+                    "at": now, "cause": "sla_breach"}})
+                await self.repo.count_open_task(tenant, current, -1)
+                await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
+                await self.repo.count_assignment(tenant, assignment.consultant_id, today)
+                metrics.TASKS_REASSIGNED.labels(tenant, "sla_breach").inc()
+                moved = await self.repo.task(tenant, task["_id"])
+                await self._announce(policy, moved, [assignment.consultant_id, *managers], now)
+                return
+        await self.repo.update_task(task["_id"], {"breached_at": now, "escalated_to": managers, "updated_at": now,
+                                                  "version": task.get("version", 1) + 1},
+                                    push={"escalations": escalation})
+        await self._announce(policy, await self.repo.task(tenant, task["_id"]), managers, now)
+
+    async def _to_pool(self, task: dict[str, Any], now: datetime) -> None:
+        tenant, current = task["tenant_id"], task["consultant_id"]
+        await self.repo.update_task(task["_id"], {
+            "queue": "pool", "consultant_id": None, "previous_consultant_id": current, "pooled_at": now,
+            "updated_at": now,
+        }, push={"assignments": {"consultant_id": None, "rule": "pool", "why": "长期未跟进，退回公海", "at": now,
+                                 "cause": "pool"}})
+        await self.repo.count_open_task(tenant, current, -1)
+        metrics.TASKS_POOLED.labels(tenant).inc()
+
+    # ---- pushes ------------------------------------------------------------------------------------
+    async def _announce(self, policy: NotifyPolicy, task: dict[str, Any] | None, audience: list[str],
+                        now: datetime) -> None:
+        """Queue the pushes of this task version to these consultants on the tenant's channels (and once to
+        its webhook). Idempotent: the push id names the task version, channel and person."""
+        if self.outbox is None or task is None:
+            return
+        tenant, version = task["tenant_id"], task.get("version", 1)
+        message = render_task_message(reason=task["reason"], grade=task["grade"], name=task.get("lead_name"),
+                                      vehicle=task.get("product"), due_at=task["due_at"], now=now,
+                                      tz=policy.hours.zone, score=task.get("score"), store=task.get("store_id"))
+        url = f"{self.inbox_url}#task={task['_id']}" if self.inbox_url else None
+        contacts = await self.repo.contacts_of(tenant, audience)
+        for channel in policy.delivery.channels:
+            if channel not in self.channels:
+                continue  # on in the policy, not configured on this service: the inbox still has it
+            if channel == "webhook":
+                payload = {"type": "task", "tenant_id": tenant, "task_id": task["_id"], "version": version,
+                           "consultant_id": task.get("consultant_id"), "grade": task["grade"], "reason": task["reason"],
+                           "due_at": task["due_at"].isoformat(), "title": message.title}
+                await self.outbox.enqueue(Push.of(tenant_id=tenant, task_id=task["_id"], task_version=version,
+                                                  channel=channel, recipient=policy.delivery.webhook_url or "",
+                                                  title=message.title, body=message.body, url=url, payload=payload),
+                                          None, now)
+                continue
+            for consultant_id in audience:
+                recipient = {"inbox": consultant_id, "wecom": contacts.get(consultant_id, {}).get("wecom_userid"),
+                             "email": contacts.get(consultant_id, {}).get("email")}[channel]
+                if recipient:
+                    await self.outbox.enqueue(Push.of(tenant_id=tenant, task_id=task["_id"], task_version=version,
+                                                      channel=channel, recipient=recipient, title=message.title,
+                                                      body=message.body, url=url, audience=consultant_id),
+                                              consultant_id, now)
+
+    async def deliver(self, now: datetime | None = None) -> Handled:
+        """Send the pushes that are due, each at most once per attempt: marked `sending` first, so a crash
+        mid-send never sends it twice; failures retry with back-off, or give up, per the retry policy."""
+        if self.outbox is None:
+            return Handled()
+        now = now or self._clock()
+        for doc in await self.outbox.due(now, self.timer_batch):
+            push = Push(doc["_id"], doc["tenant_id"], doc["task_id"], doc["task_version"], doc["channel"],
+                        doc["recipient"], doc["title"], doc["body"], doc.get("url"), doc.get("payload") or {})
+            channel = self.channels.get(push.channel)
+            await self.outbox.mark_sending(push.push_id, now)
+            if channel is None:
+                result = Result.fail("channel not configured")
+            else:
+                try:
+                    result = await channel.send(push)
+                except Exception as exc:  # noqa: BLE001 - one broken push must not stop the others
+                    log.warning("push %s on %s raised %s", push.push_id, push.channel, type(exc).__name__)
+                    result = Result.retry(type(exc).__name__)
+            delivery = Delivery(push.push_id, DeliveryStatus(doc["status"]), doc.get("attempts", 0),
+                                doc.get("next_attempt_at")).after(result, self.retry, now, rand=random.random())
+            await self.outbox.record(push.push_id, delivery, now)
+            metrics.DELIVERIES.labels(push.tenant_id, push.channel, delivery.status.value).inc()
+        return Handled()
+
+    async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
+        return await self.repo.task(tenant_id, task_id)
+
+    async def inbox(self, tenant_id: str, consultant_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.outbox.inbox_of(tenant_id, consultant_id, limit) if self.outbox else []
+
+    async def pushes_of(self, tenant_id: str, task_id: str) -> list[dict[str, Any]]:
+        return await self.outbox.of_task(tenant_id, task_id) if self.outbox else []
+
+    # ---- the shared pool (called from the API) -----------------------------------------------------
+    async def claim(self, *, tenant_id: str, task_id: str, consultant_id: str) -> dict[str, Any]:
+        """A consultant takes a pooled lead: within the daily limit, not back within the cool-down, and
+        then protected for the tenant's protection period. Two claims of one pooling: one wins."""
+        task = await self.repo.task(tenant_id, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        policy = self.policies.for_tenant(tenant_id)
+        now = self._clock()
+        today = self._today(policy, now)
+        decision = may_claim(task, consultant_id, await self.repo.claims_on(tenant_id, consultant_id, today), now,
+                             policy.pool)
+        if not decision.ok:
+            raise ClaimRefused(decision)
+        if not await self.repo.claim(tenant_id, task, consultant_id, today, now):
+            raise ClaimRefused(ClaimDecision(False, "taken", "已被其他顾问领取"))
+        deadline = policy.sla.deadline(task["grade"], now, policy.hours)
+        fields = {"queue": "sales", "consultant_id": consultant_id, "assigned_at": now, "due_at": deadline,
+                  "protected_until": now + timedelta(days=policy.pool.protection_days), "updated_at": now,
+                  "routing_rule": "pool_claim", "routing_why": "从公海领取"}
+        await self.repo.update_task(task_id, fields, push={"assignments": {
+            "consultant_id": consultant_id, "rule": "pool_claim", "why": "从公海领取", "at": now, "cause": "claim"}})
+        await self.repo.unset_task_fields(task_id, "breached_at")
+        await self.repo.count_open_task(tenant_id, consultant_id, +1)
+        metrics.POOL_CLAIMS.labels(tenant_id).inc()
+        return {**task, **fields}
+
+    async def performance(self, tenant_id: str, days: int) -> list[Performance]:
+        now = self._clock()
+        return performance(await self.repo.tasks_since(tenant_id, now - timedelta(days=days)), now)
 
     # ---- identity changes ------------------------------------------------------------------------
     async def on_identity_changed(self, change: PersonsMerged | PersonSplit | PersonErased) -> Handled:
@@ -132,7 +377,9 @@ class NotifyService:
                     buried = await self.repo.bury_slot(tenant, change.loser, change.winner)
                     await self._gather(tenant, change.winner, open_task_ids(buried))
                 case PersonErased():
-                    await self.repo.erase(tenant, change.one_ids, at=change.erased_at)
+                    task_ids = await self.repo.erase(tenant, change.one_ids, at=change.erased_at)
+                    if self.outbox is not None:
+                        await self.outbox.erase_tasks(tenant, task_ids)
         return Handled()
 
     async def _gather(self, tenant: str, one_id: str, task_ids: list[str]) -> None:
@@ -180,6 +427,7 @@ class NotifyService:
             await self.repo.free_slot(tenant_id, task["one_id"], task_id)
             if task.get("consultant_id"):
                 await self.repo.count_open_task(tenant_id, task["consultant_id"], -1)
+                await self.repo.count_closed(tenant_id, task["consultant_id"], outcome in CONVERTING_OUTCOMES)
         if self._producer is None:
             raise RuntimeError("this NotifyService has no producer for tasks.outcomes")
         topic = TASKS_OUTCOMES.qualified(self._prefix)
@@ -194,3 +442,15 @@ class NotifyService:
                     one_id: str | None = None, queue: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         return await self.repo.list_tasks(tenant_id, consultant_id=consultant_id, status=status, one_id=one_id,
                                           queue=queue, limit=limit)
+
+
+def _reroute(task: dict[str, Any], created: TaskCreated, others: list[Consultant], policy: NotifyPolicy, today: date,
+             now: datetime) -> Assignment | None:
+    """Another consultant for a breached task, by the tenant's routing without the one who missed it; None if
+    nobody else can take it (it stays, and the manager knows). Routing needs the store and product, which
+    the task keeps."""
+    lead = LeadSnapshot(verdict=Verdict.VALID, stage=Stage.LEAD, reachable=True, touchpoints=1,
+                        first_seen_at=task["created_at"], last_seen_at=task["created_at"], store_id=task.get("store_id"),
+                        product=task.get("product"))
+    assignment = route(lead, created.grade.value, others, policy.routing, today=today, now=now)
+    return assignment if assignment.consultant_id else None

@@ -47,6 +47,14 @@ def stack(infra):
         topic_prefix=f"e2e{run}.",
         mongo_db=f"e2e_{run}",
     )
+    # The other tenant works on a fast clock: every deadline 4 s, the pool after ~26 s (notify's timer, 1 s).
+    config.var.mkdir(parents=True, exist_ok=True)
+    policy = config.var / "notify_policy.toml"
+    days = ", ".join(f'{day} = ["00:00-24:00"]' for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    policy.write_text("\n".join([
+        f"[tenants.{other}.hours]", f"days = {{ {days} }}",
+        f"[tenants.{other}.sla]", 'H = "4s"', 'A = "4s"', 'B = "4s"', 'C = "4s"',
+        f"[tenants.{other}.pool]", "return_after_days = 0.0003", ""]), encoding="utf-8")
     env = {
         "LEADFLOW_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "LEADFLOW_MONGO_URL": infra.mongo_url,
@@ -59,6 +67,8 @@ def stack(infra):
         "LEADFLOW_INGEST_RATE_PER_S": "100",
         "LEADFLOW_INGEST_BURST": "600",
         "LEADFLOW_RESCORE_INTERVAL_S": "2",  # the scoring timer: `leadflow rescore` finishes within seconds
+        "LEADFLOW_NOTIFY_POLICY_FILE": str(policy),
+        "LEADFLOW_NOTIFY_TIMER_INTERVAL_S": "1",
         "LEADFLOW_API_KEYS": ",".join([
             f"{KEYS['ingest']}={tenant}:ingest",
             f"{KEYS['ops']}={tenant}:ops",

@@ -36,6 +36,10 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/tasks"): {"ops", "consultant"},
     ("post", "/v1/tasks/{task_id}/outcome"): {"ops", "consultant"},
     ("put", "/v1/consultants/{consultant_id}"): {"ops"},
+    ("post", "/v1/pool/{task_id}/claim"): {"ops", "consultant"},
+    ("get", "/v1/consultants/performance"): {"ops"},
+    ("get", "/v1/inbox"): {"ops", "consultant"},
+    ("get", "/v1/tasks/{task_id}/pushes"): {"ops"},
 }
 ROLES = ("ingest", "consultant", "ops", "admin")
 

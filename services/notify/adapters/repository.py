@@ -1,7 +1,9 @@
 """The notify store: the only writer of `consultants`, `tasks`, `task_slots` (the open task of a
 person: `open_task_id`, plus `also_open` with other consultants after a merge; a merged person's slot
-redirects with `merged_into`), `task_outcomes` and `task_erasures` (a digest of every erased one_id,
-never the one_id, so that a score change still in flight cannot bring the person back).
+redirects with `merged_into`), `task_outcomes`, `pool_claims` (one per claim of a pooled task: its
+`_id` names the task and the moment it was pooled, so two consultants cannot both win it) and
+`task_erasures` (a digest of every erased one_id, never the one_id, so that a score change still in
+flight cannot bring the person back).
 
 Hot-path filters are `{_id: …}` alone (FerretDB v1 scans for anything else); consultants carry an
 `open_tasks` counter so routing needs no count over tasks.
@@ -9,7 +11,7 @@ Hot-path filters are `{_id: …}` alone (FerretDB v1 scans for anything else); c
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -19,7 +21,9 @@ from leadflow.runtime.persons import ErasureMarkers, follow
 from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from schemas.tasks import TaskStatus
 from services.notify.domain.merging import DUPLICATE_AFTER_MERGE
-from services.notify.domain.tasks import Consultant
+from services.notify.domain.routing import Consultant
+
+CONVERSION_PRIOR = 5  # pseudo-outcomes at the tenant's mean, so two lucky sales do not make a star
 
 
 
@@ -43,10 +47,13 @@ class NotifyRepository:
         self.tasks = db["tasks"]
         self.slots = db["task_slots"]
         self.outcomes = db["task_outcomes"]
+        self.claims = db["pool_claims"]
         self.erasures = ErasureMarkers(db["task_erasures"])
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes, self.erasures.collection)
+        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes, self.claims,
+                                 self.erasures.collection)
+        await self.claims.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("day", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("status", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("due_at", ASCENDING)])
@@ -64,15 +71,41 @@ class NotifyRepository:
         doc.pop("_id")
         return doc
 
-    async def consultants_with_load(self, tenant_id: str) -> list[Consultant]:
-        cursor = self.consultants.find({"tenant_id": tenant_id, "active": True})
+    async def consultants_with_load(self, tenant_id: str, today: date | None = None) -> list[Consultant]:
+        """Active consultants with what routing weighs: load, today's assignments, leave, conversion."""
+        docs = [d async for d in self.consultants.find({"tenant_id": tenant_id, "active": True})]
+        closed = sum(d.get("closed", 0) for d in docs)
+        mean = sum(d.get("converted", 0) for d in docs) / closed if closed else 0.0
         return [
-            Consultant(d["consultant_id"], d.get("store_id") or "", True, d.get("capacity", 50), d.get("open_tasks", 0))
-            async for d in cursor
+            Consultant(
+                d["consultant_id"], d.get("store_id") or "", True, d.get("capacity", 50), d.get("open_tasks", 0),
+                region=d.get("region"), products=frozenset(d.get("products") or ()), skills=frozenset(d.get("skills") or ()),
+                on_duty=d.get("on_duty", True), leave=frozenset(date.fromisoformat(x) for x in d.get("leave") or ()),
+                manager=d.get("manager", False),
+                conversion=(d.get("converted", 0) + CONVERSION_PRIOR * mean) / (d.get("closed", 0) + CONVERSION_PRIOR)
+                if closed else None,
+                assigned=d.get("assigned", 0) if today is not None and d.get("assigned_on") == today.isoformat() else 0,
+            )
+            for d in docs
         ]
 
     async def count_open_task(self, tenant_id: str, consultant_id: str, delta: int) -> None:
         await self.consultants.update_one({"_id": _pid(tenant_id, consultant_id)}, {"$inc": {"open_tasks": delta}})
+
+    async def count_assignment(self, tenant_id: str, consultant_id: str, today: date) -> None:
+        """The rotation's fairness counter: assignments on the tenant's local day."""
+        pid = _pid(tenant_id, consultant_id)
+        doc = await self.consultants.find_one({"_id": pid})
+        if doc is None:
+            return
+        if doc.get("assigned_on") == today.isoformat():
+            await self.consultants.update_one({"_id": pid}, {"$inc": {"assigned": 1}})
+        else:
+            await self.consultants.update_one({"_id": pid}, {"$set": {"assigned_on": today.isoformat(), "assigned": 1}})
+
+    async def count_closed(self, tenant_id: str, consultant_id: str, converted: bool) -> None:
+        await self.consultants.update_one({"_id": _pid(tenant_id, consultant_id)},
+                                          {"$inc": {"closed": 1, "converted": int(converted)}})
 
     # ---- tasks and slots -------------------------------------------------------------------------
     async def slot(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
@@ -88,7 +121,62 @@ class NotifyRepository:
 
     async def take_slot(self, tenant_id: str, one_id: str, task_id: str) -> dict[str, Any] | None:
         """Name `task_id` the person's open task; returns the slot as it was (None: there was none)."""
-        return await self._set_slot(tenant_id, one_id, {"open_task_id": task_id})
+        return await self._set_slot(tenant_id, one_id, {"open_task_id": task_id, "last_task_id": task_id})
+
+    async def update_task(self, task_id: str, fields: dict[str, Any], push: dict[str, Any] | None = None) -> None:
+        """Set fields of a task (by _id alone; the caller read it and checked the tenant)."""
+        update: dict[str, Any] = {"$set": fields}
+        if push:
+            update["$push"] = push
+        await self.tasks.update_one({"_id": task_id}, update)
+
+    async def unset_task_fields(self, task_id: str, *names: str) -> None:
+        await self.tasks.update_one({"_id": task_id}, {"$unset": dict.fromkeys(names, "")})
+
+    # ---- the timer's look-ups (FerretDB scans these; the volumes are a tenant's open tasks) ------------
+    async def overdue(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Open sales tasks past their first-response deadline, not answered, not yet marked breached."""
+        cursor = self.tasks.find({"status": TaskStatus.OPEN.value, "due_at": {"$lte": now},
+                                  "first_response_at": {"$exists": False}, "breached_at": {"$exists": False},
+                                  "queue": {"$nin": ["verification", "collision", "pool"]}})
+        return [d async for d in cursor.limit(limit)]
+
+    async def unanswered(self, assigned_before: datetime, limit: int) -> list[dict[str, Any]]:
+        """Open, assigned, never answered tasks assigned before a time: candidates for the pool."""
+        cursor = self.tasks.find({"status": TaskStatus.OPEN.value, "queue": "sales", "consultant_id": {"$ne": None},
+                                  "first_response_at": {"$exists": False}, "assigned_at": {"$lte": assigned_before}})
+        return [d async for d in cursor.limit(limit)]
+
+    async def contacts_of(self, tenant_id: str, consultant_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Where to reach these consultants: WeCom userid and e-mail (by _id: FerretDB pushes that down)."""
+        found = {}
+        for cid in dict.fromkeys(consultant_ids):
+            doc = await self.consultants.find_one({"_id": _pid(tenant_id, cid)})
+            if doc is not None:
+                found[cid] = {"wecom_userid": doc.get("wecom_userid"), "email": doc.get("email")}
+        return found
+
+    async def managers_of(self, tenant_id: str, store_id: str | None) -> list[str]:
+        if not store_id:
+            return []
+        cursor = self.consultants.find({"tenant_id": tenant_id, "store_id": store_id, "manager": True})
+        return sorted([d["consultant_id"] async for d in cursor])
+
+    async def tasks_since(self, tenant_id: str, since: datetime) -> list[dict[str, Any]]:
+        cursor = self.tasks.find({"tenant_id": tenant_id, "created_at": {"$gte": since}},
+                                 {"event": 0, "lead_name": 0})
+        return [d async for d in cursor]
+
+    # ---- the shared pool (claims come from the API) ----------------------------------------------------
+    async def claims_on(self, tenant_id: str, consultant_id: str, day: date) -> int:
+        return await self.claims.count_documents({"tenant_id": tenant_id, "consultant_id": consultant_id,
+                                                  "day": day.isoformat()})
+
+    async def claim(self, tenant_id: str, task: dict[str, Any], consultant_id: str, day: date, now: datetime) -> bool:
+        """Win the pooled task, or False if somebody else did: one claim per pooling, by its _id."""
+        return await insert_once(self.claims, {
+            "_id": f"{task['_id']}\x1f{task['pooled_at'].isoformat()}", "tenant_id": tenant_id, "task_id": task["_id"],
+            "consultant_id": consultant_id, "day": day.isoformat(), "at": now})
 
     async def set_slot(self, tenant_id: str, one_id: str, open_task_id: str | None, also_open: list[str]) -> None:
         await self._set_slot(tenant_id, one_id, {"open_task_id": open_task_id, "also_open": also_open})
@@ -125,7 +213,7 @@ class NotifyRepository:
     async def is_erased(self, tenant_id: str, one_id: str) -> bool:
         return await self.erasures.is_erased(tenant_id, one_id)
 
-    async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> None:
+    async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> list[str]:
         """Delete the persons' tasks, outcomes and slots, counting their open tasks off. The markers go
         first: a task created while this runs is either found below or finds the marker afterwards."""
         await self.erasures.mark(tenant_id, one_ids, at)
@@ -133,8 +221,10 @@ class NotifyRepository:
         for task_id in task_ids:
             await self.drop_task(tenant_id, task_id)
         await self.outcomes.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
+        await self.claims.delete_many({"tenant_id": tenant_id, "task_id": {"$in": task_ids}})
         for one_id in one_ids:
             await self.slots.delete_one({"_id": _pid(tenant_id, one_id)})
+        return task_ids
 
     async def drop_task(self, tenant_id: str, task_id: str) -> None:
         """Delete a task; an open one no longer counts for its consultant."""
@@ -152,7 +242,7 @@ class NotifyRepository:
                          one_id: str | None = None, queue: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"tenant_id": tenant_id}
         if queue == "sales":
-            query["queue"] = {"$nin": ["verification", "collision"]}  # tasks from before queues are sales tasks
+            query["queue"] = {"$nin": ["verification", "collision", "manager", "pool"]}  # tasks from before queues are sales tasks
         elif queue:
             query["queue"] = queue
         if consultant_id:

@@ -1,5 +1,7 @@
-"""notify agents. Consumes scores.changes and identity.merges (merges, splits, erasures);
-produces tasks.events; dead letters go to scores.changes.notify.dlq and identity.merges.notify.dlq."""
+"""notify agents. Consumes scores.changes and identity.merges (merges, splits, erasures); a timer checks
+first-response deadlines (escalation, reassignment) and returns neglected leads to the shared pool;
+another sends the queued pushes (inbox, WeCom, e-mail, webhook) with retries.
+Produces tasks.events; dead letters go to scores.changes.notify.dlq and identity.merges.notify.dlq."""
 
 from __future__ import annotations
 
@@ -20,3 +22,5 @@ def register(channels: Channels, service: NotifyService) -> None:
         handle=service.on_identity_changed,
         name="notify.identity_changes",
     )
+    channels.every(service.timer_interval_s, service.on_timer, name="notify.timer")
+    channels.every(service.delivery_interval_s, service.deliver, name="notify.delivery")

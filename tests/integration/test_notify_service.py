@@ -1,0 +1,235 @@
+"""Notify against the real store (and the real broker for outcomes): later signals refresh the open task
+instead of doubling it; the timer escalates a missed deadline, reassigns once and then leaves it with
+the manager told; unanswered tasks return to the shared pool and are claimed under the tenant's rules;
+consultants' performance from stored tasks and outcomes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from aiohttp import web
+
+from leadflow.runtime.admin import ensure_topics
+from leadflow.sdk import EventProducer
+from schemas.leads import LeadSnapshot, Stage, Trigger, Verdict
+from schemas.scores import Grade, ScoreChanged
+from schemas.tasks import Outcome, TaskCreated
+from schemas.topics import TASKS_OUTCOMES
+from schemas.touchpoints import EventType
+from services.notify.adapters.channels import WebhookChannel
+from services.notify.bootstrap import make_service
+from services.notify.domain.delivery import verify_signature
+from services.notify.domain.policy import parse_policies
+from services.notify.handlers import ClaimRefused
+
+T0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
+TENANT = "t1"
+ALWAYS_OPEN = {"days": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def scored(one_id: str, n: int, grade: Grade, previous: Grade | None, kind: EventType = EventType.FORM_SUBMITTED, *,
+           store: str = "s1") -> ScoreChanged:
+    at = T0 + timedelta(minutes=n)
+    return ScoreChanged(
+        change_id=f"g-{one_id}-{n}", tenant_id=TENANT, one_id=one_id, score=30.0 + 10 * n, grade=grade,
+        previous_grade=previous,
+        trigger=Trigger(event_id=f"e-{one_id}-{n}", event_type=kind, occurred_at=at, channel="web", store_id=store),
+        lead=LeadSnapshot(verdict=Verdict.VALID, stage=Stage.LEAD, reachable=True, store_id=store, touchpoints=n,
+                          first_seen_at=T0, last_seen_at=at, name="李娜", product="Model Y"),
+        scored_at=at,
+    )
+
+
+async def notify_service(db, clock: Clock, **policy):
+    policies = parse_policies({"default": {"hours": ALWAYS_OPEN, **policy}})
+    service = make_service(db, policies=policies, clock=clock)
+    await service.repo.ensure_indexes()
+    for cid, manager in (("c1", False), ("c2", False), ("m1", True)):
+        await service.upsert_consultant(tenant_id=TENANT, consultant_id=cid,
+                                        fields={"name": cid, "store_id": "s1", "capacity": 50, "active": True,
+                                                "manager": manager, "on_duty": not manager})
+    return service
+
+
+def created(handled) -> list[TaskCreated]:
+    return [o.value for o in handled.outgoing]
+
+
+async def load(service, consultant: str) -> int:
+    doc = await service.repo.consultants.find_one({"_id": f"{TENANT}\x1f{consultant}"})
+    return doc.get("open_tasks", 0)
+
+
+async def test_later_signals_refresh_the_open_task_and_a_replay_changes_nothing(db):
+    clock = Clock(T0)
+    service = await notify_service(db, clock)
+    [task] = created(await service.on_score_changed(scored("p1", 1, Grade.B, None)))
+    assert (task.reason, task.due_at) == ("new_valid_lead", T0 + timedelta(hours=24))
+    clock.at = T0 + timedelta(hours=1)
+    rose = scored("p1", 2, Grade.H, Grade.B, EventType.PAGE_VIEWED)
+    assert created(await service.on_score_changed(rose)) == []  # no second task
+    assert created(await service.on_score_changed(rose)) == []
+    doc = await service.repo.task(TENANT, task.task_id)
+    assert (doc["version"], doc["grade"], doc["due_at"]) == (2, "H", clock.at + timedelta(minutes=15))
+    assert [(u["reason"], u["detail"]) for u in doc["updates"]] == [("grade_rose", "B->H")]
+    assert len(await service.tasks(tenant_id=TENANT, consultant_id=None, status=None, one_id="p1")) == 1
+    # A page view that fires nothing leaves the task alone.
+    await service.on_score_changed(scored("p1", 3, Grade.H, Grade.H, EventType.PAGE_VIEWED))
+    assert (await service.repo.task(TENANT, task.task_id))["version"] == 2
+
+
+async def test_a_missed_deadline_escalates_reassigns_once_then_stays_with_the_manager_told(db):
+    clock = Clock(T0)
+    service = await notify_service(db, clock)
+    [task] = created(await service.on_score_changed(scored("p1", 1, Grade.H, None)))
+    first = task.consultant_id
+    assert first in ("c1", "c2")  # the manager is off duty for leads: they get escalations
+    await service.on_timer(T0 + timedelta(minutes=14))
+    assert (await service.repo.task(TENANT, task.task_id))["consultant_id"] == first
+
+    clock.at = T0 + timedelta(minutes=20)
+    await service.on_timer(clock.at)
+    doc = await service.repo.task(TENANT, task.task_id)
+    second = doc["consultant_id"]
+    assert second in ("c1", "c2") and second != first and doc["previous_consultant_id"] == first
+    assert doc["due_at"] == clock.at + timedelta(minutes=15) and "breached_at" not in doc
+    assert [e["managers"] for e in doc["escalations"]] == [["m1"]]
+    assert (await load(service, first), await load(service, second)) == (0, 1)
+
+    clock.at = T0 + timedelta(minutes=40)
+    await service.on_timer(clock.at)
+    doc = await service.repo.task(TENANT, task.task_id)
+    assert doc["consultant_id"] == second and doc["breached_at"] == clock.at and doc["escalated_to"] == ["m1"]
+    await service.on_timer(clock.at + timedelta(minutes=5))  # marked: not escalated again
+    assert len((await service.repo.task(TENANT, task.task_id))["escalations"]) == 2
+
+
+async def test_unanswered_tasks_return_to_the_pool_and_are_claimed_under_the_rules(db):
+    clock = Clock(T0)
+    service = await notify_service(db, clock, pool={"return_after_days": 3, "daily_claim_limit": 1, "cooldown_days": 7},
+                                   escalation={"reassign": False})
+    tasks = [created(await service.on_score_changed(scored(f"p{n}", 1, Grade.B, None)))[0] for n in range(2)]
+    await service.on_timer(T0 + timedelta(days=2))
+    assert [(await service.repo.task(TENANT, t.task_id))["queue"] for t in tasks] == ["sales", "sales"]
+    await service.on_timer(T0 + timedelta(days=3, minutes=1))
+    pooled = [await service.repo.task(TENANT, t.task_id) for t in tasks]
+    assert [(d["queue"], d["consultant_id"]) for d in pooled] == [("pool", None), ("pool", None)]
+    assert await load(service, "c1") == await load(service, "c2") == 0
+    listed = await service.tasks(tenant_id=TENANT, consultant_id=None, status=None, queue="pool")
+    assert {d["_id"] for d in listed} == {t.task_id for t in tasks}
+
+    clock.at = T0 + timedelta(days=4)
+    previous = pooled[0]["previous_consultant_id"]
+    other = "c2" if previous == "c1" else "c1"
+    try:
+        await service.claim(tenant_id=TENANT, task_id=tasks[0].task_id, consultant_id=previous)
+        raise AssertionError("the previous owner claimed it back within the cool-down")
+    except ClaimRefused as refused:
+        assert refused.decision.reason == "cooldown"
+    claimed = await service.claim(tenant_id=TENANT, task_id=tasks[0].task_id, consultant_id=other)
+    assert claimed["consultant_id"] == other and claimed["protected_until"] == clock.at + timedelta(days=7)
+    assert await load(service, other) == 1
+    for task_id, reason in ((tasks[0].task_id, "not_in_pool"), (tasks[1].task_id, "daily_limit")):
+        try:
+            await service.claim(tenant_id=TENANT, task_id=task_id, consultant_id=other)
+            raise AssertionError(f"claimed despite {reason}")
+        except ClaimRefused as refused:
+            assert refused.decision.reason == reason
+    # Protected: the claimer keeps it past the pool period while the protection lasts.
+    await service.on_timer(clock.at + timedelta(days=3, minutes=1))
+    assert (await service.repo.task(TENANT, tasks[0].task_id))["consultant_id"] == other
+
+
+async def test_performance_compares_conversions_with_what_the_grades_predict(infra, db, unique):
+    clock = Clock(T0)
+    prefix = f"it{unique}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix, specs=(TASKS_OUTCOMES,))
+    service = await notify_service(db, clock)
+    service._producer, service._prefix = EventProducer(infra.kafka_bootstrap), prefix
+    try:
+        for n in range(6):
+            [task] = created(await service.on_score_changed(scored(f"p{n}", 1, Grade.H if n < 3 else Grade.C, None)))
+            clock.at = T0 + timedelta(minutes=5 + n)
+            await service.record_outcome(tenant_id=TENANT, task_id=task.task_id, outcome=Outcome.CONTACTED, reason=None,
+                                         note=None, consultant_id=None)
+            won = n in (0, 1, 3)
+            await service.record_outcome(tenant_id=TENANT, task_id=task.task_id,
+                                         outcome=Outcome.WON if won else Outcome.LOST, reason=None, note=None,
+                                         consultant_id=None)
+    finally:
+        service._producer.close()
+    rows = {p.consultant_id: p for p in await service.performance(TENANT, days=30)}
+    assert sum(p.tasks for p in rows.values()) == 6 and sum(p.conversions for p in rows.values()) == 3
+    assert all(p.responded == p.tasks and p.sla_adherence == 1.0 for p in rows.values())
+    assert round(sum(p.expected_conversions for p in rows.values()), 3) == 3.0  # the grades' rates add up to the total
+    consultants = await service.repo.consultants_with_load(TENANT)
+    assert sum(c.open_tasks for c in consultants) == 0 and any(c.conversion for c in consultants)
+
+
+# ---- pushes ------------------------------------------------------------------------------------------
+
+
+async def test_a_new_task_is_pushed_once_per_version_with_retries_and_never_twice_after_a_crash(db):
+    secret, received, fail_next = b"s3cret", [], [1]
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        if fail_next[0]:
+            fail_next[0] -= 1
+            return web.Response(status=503)
+        assert verify_signature(secret, request.headers["X-Leadflow-Signature"], body, int(datetime.now(UTC).timestamp()))
+        received.append((request.headers["X-Leadflow-Push-Id"], body))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    clock = Clock(T0)
+    policies = parse_policies({"default": {"hours": ALWAYS_OPEN, "delivery": {
+        "channels": ["inbox", "webhook"], "webhook_url": f"http://127.0.0.1:{port}/hook"}}})
+    async with httpx.AsyncClient() as client:
+        service = make_service(db, policies=policies, clock=clock)
+        service.channels["webhook"] = WebhookChannel(secret, client)
+        await service.repo.ensure_indexes()
+        await service.outbox.ensure_indexes()
+        await service.upsert_consultant(tenant_id=TENANT, consultant_id="c1",
+                                        fields={"name": "c1", "store_id": "s1", "capacity": 50, "active": True})
+        change = scored("p1", 1, Grade.H, None)
+        [task] = created(await service.on_score_changed(change))
+        await service.on_score_changed(change)  # a replay queues nothing new
+        await service.deliver(T0)
+        pushes = {p["channel"]: p for p in await service.pushes_of(TENANT, task.task_id)}
+        assert (pushes["inbox"]["status"], pushes["webhook"]["status"], pushes["webhook"]["attempts"]) == (
+            "sent", "retrying", 1)
+        [message] = await service.inbox(TENANT, "c1")
+        assert message["title"].startswith("新线索（H级）：李** · Model Y") and "1" not in message["body"].split("评分")[0]
+        await service.deliver(T0)  # not due yet: back-off
+        assert received == []
+        await service.deliver(T0 + timedelta(minutes=1))
+        await service.deliver(T0 + timedelta(minutes=2))
+        assert [r[0] for r in received] == [pushes["webhook"]["_id"]]
+        assert {p["status"] for p in await service.pushes_of(TENANT, task.task_id)} == {"sent"}
+
+        # The next version (a reassignment) is a new push; one marked `sending` by a worker that died is
+        # never sent again.
+        clock.at = T0 + timedelta(minutes=30)
+        other = scored("p2", 1, Grade.H, None)
+        [task2] = created(await service.on_score_changed(other))
+        [hook_push] = [p for p in await service.pushes_of(TENANT, task2.task_id) if p["channel"] == "webhook"]
+        await service.outbox.mark_sending(hook_push["_id"], clock.at)
+        await service.deliver(clock.at + timedelta(minutes=5))
+        assert len(received) == 1
+    await runner.cleanup()
