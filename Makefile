@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 VAR := $(CURDIR)/var
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: setup up down status demo lint test test-unit test-integration test-e2e bench schemas clean
+.PHONY: setup browser up down status demo lint test test-unit test-integration test-e2e bench schemas clean
 
-setup: $(VENV)/.installed $(VAR)/kafka/lib/.resolved $(VAR)/bin/ferretdb
+setup: $(VENV)/.installed $(VAR)/kafka/lib/.resolved $(VAR)/bin/ferretdb browser
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@echo "== step: Python virtualenv ($(VENV)) and pinned dependencies"
@@ -26,6 +26,15 @@ $(VAR)/kafka/lib/.resolved: deploy/local/kafka/pom.xml
 $(VAR)/bin/ferretdb: deploy/local/ferretdb/go.mod deploy/local/ferretdb/go.sum deploy/local/ferretdb/main.go
 	@echo "== step: go install FerretDB v1 (SQLite backend) into var/bin"
 	cd deploy/local/ferretdb && GOBIN=$(VAR)/bin go install .
+
+# Debian's Chromium (with CJK fonts) for the inbox page's browser test (Playwright drives /usr/bin/chromium; it never
+# downloads a browser of its own).
+browser:
+	@{ command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ]; } || { \
+	  echo "== step: Debian's Chromium and CJK fonts for the browser tests"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-noto-cjk; }
 
 up: setup
 	$(BIN)/leadflow stack up

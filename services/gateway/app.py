@@ -20,7 +20,7 @@ from services.gateway.ingest import IngestService
 from services.gateway.rate_limit import RateLimiter
 from services.gateway.receipts import ReceiptRepository
 from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
-from services.gateway.routes import events, identity, reads, scores, tasks
+from services.gateway.routes import events, identity, pages, reads, scores, tasks
 from services.gateway.settings import GatewaySettings
 from services.identity.bootstrap import build_operations as build_identity_operations
 from services.identity.bootstrap import build_service as build_identity
@@ -124,6 +124,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def metrics():
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (events, reads, identity, scores, tasks):
+    for module in (events, reads, identity, scores, tasks, pages):
         app.include_router(module.router)
     return app

@@ -31,6 +31,7 @@ class ResolveResponse(BaseModel):
 
 
 class IdentifierOut(BaseModel):
+    link_id: str | None = Field(None, description="names the identifier for an audited reveal")
     type: str
     namespace: str | None = None
     value: str = Field(description="masked for display, e.g. 138****1111")
@@ -156,6 +157,20 @@ class TaskOut(BaseModel):
     pooled_at: datetime | None = Field(None, description="returned to the shared pool (公海) at")
     protected_until: datetime | None = Field(None, description="a claimed lead stays with its claimer until")
     assignments: list[dict[str, Any]] = Field([], description="every assignment: consultant, rule, why, when, cause")
+    accepted_at: datetime | None = None
+    next_follow_up_at: datetime | None = None
+
+
+class TimelineEntryOut(BaseModel):
+    kind: str = Field(description="touchpoint | outcome | task | credit")
+    occurred_at: datetime
+    event_type: str | None = None
+    channel: str | None = None
+    verdict: str | None = None
+    reasons: list[str] = []
+    outcome: str | None = None
+    reason: str | None = None
+    consultant_id: str | None = None
 
 
 class InboxMessageOut(BaseModel):
@@ -203,6 +218,7 @@ class OutcomeIn(BaseModel):
     outcome: Outcome
     reason: str | None = Field(None, max_length=200)
     note: str | None = Field(None, max_length=2000)
+    next_follow_up_at: datetime | None = Field(None, description="when the consultant will follow up next (task stays open)")
 
 
 class OutcomeOut(BaseModel):

@@ -347,6 +347,9 @@ class LeadService:
     async def funnel(self, tenant_id: str) -> dict[Stage, int]:
         return await self.repo.stage_counts(tenant_id)
 
+    async def timeline_of(self, tenant_id: str, one_id: str, limit: int = 100) -> list[dict]:
+        return await self.timeline.entries_of(tenant_id, one_id, limit)
+
     async def history(self, tenant_id: str, one_id: str) -> list[dict]:
         return await self.repo.transitions_of(tenant_id, one_id)
 

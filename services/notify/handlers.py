@@ -400,9 +400,20 @@ class NotifyService:
         await self.repo.set_slot(tenant, one_id, first, [t.task_id for t in kept if t.task_id != first])
 
     # ---- consultants' side (called from the API) -------------------------------------------------
+    async def accept(self, *, tenant_id: str, task_id: str, consultant_id: str | None) -> dict[str, Any]:
+        """The consultant took the task on (接单). Not a first response: that is the first outcome."""
+        task = await self.repo.task(tenant_id, task_id)
+        if task is None or (consultant_id and task.get("consultant_id") != consultant_id):
+            raise TaskNotFound(task_id)
+        if task.get("accepted_at") is None:
+            now = self._clock()
+            await self.repo.update_task(task_id, {"accepted_at": now, "updated_at": now})
+            task["accepted_at"] = now
+        return task
+
     async def record_outcome(
         self, *, tenant_id: str, task_id: str, outcome: Outcome, reason: str | None, note: str | None,
-        consultant_id: str | None,
+        consultant_id: str | None, next_follow_up_at: datetime | None = None,
     ) -> TaskOutcomeRecorded:
         task = await self.repo.task(tenant_id, task_id)
         if task is None or (consultant_id and task.get("consultant_id") != consultant_id):
@@ -423,6 +434,8 @@ class NotifyService:
         await self.repo.record_outcome(
             {"_id": event.outcome_id, **event.model_dump(mode="python"), "published": False}, close=close, now=now
         )
+        if next_follow_up_at is not None and not close:
+            await self.repo.update_task(task_id, {"next_follow_up_at": next_follow_up_at})
         if close:
             await self.repo.free_slot(tenant_id, task["one_id"], task_id)
             if task.get("consultant_id"):

@@ -31,7 +31,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/identity/review"): {"ops"},
     ("post", "/v1/identity/review/{review_id}"): {"ops"},
     ("get", "/v1/identity/commands/{command_id}"): {"ops"},
-    ("post", "/v1/profiles/{one_id}/identifiers/{link_id}/reveal"): {"ops"},
+    ("post", "/v1/profiles/{one_id}/identifiers/{link_id}/reveal"): {"ops", "consultant"},
     ("get", "/v1/audit/reveals"): set(),
     ("get", "/v1/tasks"): {"ops", "consultant"},
     ("post", "/v1/tasks/{task_id}/outcome"): {"ops", "consultant"},
@@ -40,6 +40,8 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/consultants/performance"): {"ops"},
     ("get", "/v1/inbox"): {"ops", "consultant"},
     ("get", "/v1/tasks/{task_id}/pushes"): {"ops"},
+    ("post", "/v1/tasks/{task_id}/accept"): {"ops", "consultant"},
+    ("get", "/v1/profiles/{one_id}/timeline"): {"ops", "consultant"},
 }
 ROLES = ("ingest", "consultant", "ops", "admin")
 

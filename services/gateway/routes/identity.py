@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, status
 from kafka.errors import KafkaError
 
 from schemas.identity import ErasureRequested, ReviewDecided, SplitRequested
-from services.gateway.deps import Admin, Ops, ServicesDep
+from services.gateway.deps import Admin, Ops, ServicesDep, Worker
 from services.gateway.identity_commands import command_id
 from services.gateway.models import (
     CommandAccepted,
@@ -119,8 +119,12 @@ async def command_status(command_id: OneId, caller: Ops, services: ServicesDep):
 
 
 @router.post("/v1/profiles/{one_id}/identifiers/{link_id}/reveal", response_model=RevealOut, responses={404: {}})
-async def reveal(one_id: OneId, link_id: LinkId, body: RevealIn, caller: Ops, services: ServicesDep):
-    """The raw value of one identifier. Every reveal is audited with who, why and when."""
+async def reveal(one_id: OneId, link_id: LinkId, body: RevealIn, caller: Worker, services: ServicesDep):
+    """The raw value of one identifier, for ops or for the consultant a task on this person is assigned
+    to (to call them). Every reveal is audited with who, why and when."""
+    if caller.consultant_id and not await services.notify.tasks(tenant_id=caller.tenant_id, consultant_id=caller.consultant_id,
+                                                                status=None, one_id=one_id, limit=1):
+        raise HTTPException(404, "this person has no such identifier")  # not theirs: as if it did not exist
     found = await services.identity.reveal(caller.tenant_id, one_id, link_id)
     if found is None:
         raise HTTPException(404, "this person has no such identifier")

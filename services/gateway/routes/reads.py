@@ -25,6 +25,7 @@ from services.gateway.models import (
     SourceCountsOut,
     SourceQualityOut,
     SourcesOut,
+    TimelineEntryOut,
 )
 from services.identity.domain.normalize import InvalidIdentifier
 from services.leads.domain.lead import Lead
@@ -94,6 +95,14 @@ async def profile(one_id: str, caller: Reader, services: ServicesDep):
         history=history,
         stage_durations_s={str(stage): round(d.total_seconds(), 3) for stage, d in time_in_stages(history, now).items()},
     )
+
+
+@router.get("/v1/profiles/{one_id}/timeline", response_model=list[TimelineEntryOut])
+async def timeline(one_id: str, caller: Reader, services: ServicesDep,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100):
+    """The person's touchpoints (with their verdicts), outcomes and assignments, newest first."""
+    one_id = await services.identity.live_one_id(caller.tenant_id, one_id)
+    return [TimelineEntryOut(**d) for d in await services.leads.timeline_of(caller.tenant_id, one_id, limit)]
 
 
 @router.get("/v1/leads", response_model=list[LeadOut])

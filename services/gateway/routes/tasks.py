@@ -54,13 +54,23 @@ async def post_outcome(task_id: IdPath, body: OutcomeIn, caller: Worker, service
     try:
         event = await services.notify.record_outcome(
             tenant_id=caller.tenant_id, task_id=task_id, outcome=body.outcome, reason=body.reason,
-            note=body.note, consultant_id=caller.consultant_id,
+            note=body.note, consultant_id=caller.consultant_id, next_follow_up_at=body.next_follow_up_at,
         )
     except TaskNotFound:
         raise HTTPException(404, "no such task for this caller") from None
     except KafkaError as exc:
         raise HTTPException(503, f"outcome stored but not yet published ({type(exc).__name__})") from None
     return OutcomeOut(outcome_id=event.outcome_id, task_id=task_id, outcome=event.outcome, recorded_at=event.recorded_at)
+
+
+@router.post("/v1/tasks/{task_id}/accept", response_model=TaskOut, responses={404: {}})
+async def accept(task_id: IdPath, caller: Worker, services: ServicesDep):
+    """The consultant takes the task on (接单)."""
+    try:
+        doc = await services.notify.accept(tenant_id=caller.tenant_id, task_id=task_id, consultant_id=caller.consultant_id)
+    except TaskNotFound:
+        raise HTTPException(404, "no such task for this caller") from None
+    return TaskOut(task_id=doc["_id"], **{k: v for k, v in doc.items() if k != "escalated_to" or v})
 
 
 @router.put("/v1/consultants/{consultant_id}", response_model=ConsultantOut)

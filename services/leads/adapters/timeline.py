@@ -8,6 +8,8 @@ referral credit (`tenant␟credit␟referred_one_id`). Each is inserted once; a 
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterable
 from typing import Any
 
@@ -94,6 +96,18 @@ class Timeline:
         """Everything filed under these one_ids. A rare operation (splits): it scans."""
         cursor = self.entries.find({"tenant_id": tenant_id, "one_id": {"$in": list(one_ids)}})
         return [filed async for doc in cursor if (filed := _to_filed(doc)) is not None]
+
+    async def entries_of(self, tenant_id: str, one_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A person's timeline for the lead card, newest first: kinds, times, channels, verdicts, outcomes and
+        assignments. Never a touchpoint's attributes or an outcome's note: free text a person typed."""
+        fields = {"kind": 1, "occurred_at": 1, "event_type": 1, "channel": 1, "verdict": 1, "reasons": 1, "payload": 1,
+                  "_id": 0}
+        cursor = self.entries.find({"tenant_id": tenant_id, "one_id": one_id}, fields)
+        out = []
+        async for doc in cursor.sort("occurred_at", -1).limit(limit):
+            payload = json.loads(doc.pop("payload")) if doc.get("payload") else {}
+            out.append({**doc, **{k: payload[k] for k in ("outcome", "reason", "consultant_id") if payload.get(k)}})
+        return out
 
     async def erase(self, tenant_id: str, one_ids: list[str]) -> None:
         await self.entries.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
