@@ -25,7 +25,15 @@ from schemas.topics import TASKS_EVENTS, TASKS_OUTCOMES
 from services.notify.adapters.channels import Channel
 from services.notify.adapters.pushes import PushOutbox
 from services.notify.adapters.repository import NotifyRepository, open_task_ids
-from services.notify.domain.delivery import Delivery, DeliveryStatus, Push, Result, RetryPolicy, render_task_message
+from services.notify.domain.delivery import (
+    Delivery,
+    DeliveryStatus,
+    Push,
+    Result,
+    RetryPolicy,
+    quiet_until,
+    render_task_message,
+)
 from services.notify.domain.merging import OpenTask, one_per_consultant, primary
 from services.notify.domain.performance import Performance, performance
 from services.notify.domain.policy import NotifyPolicy, NotifyPolicyBook
@@ -36,6 +44,7 @@ from services.notify.domain.tasks import GRADE_RANK, assign, decide, task_id
 # Outcomes after which there is nothing left to follow up on this task.
 CLOSING_OUTCOMES = frozenset({Outcome.WON, Outcome.LOST, Outcome.ORDERED, Outcome.INVALID_NUMBER})
 CONVERTING_OUTCOMES = frozenset({Outcome.WON, Outcome.ORDERED})
+PERSONAL_CHANNELS = frozenset({"wecom", "email"})  # they buzz a consultant's phone: quiet hours and a rate limit apply
 
 
 log = logging.getLogger(__name__)
@@ -306,6 +315,11 @@ class NotifyService:
             push = Push(doc["_id"], doc["tenant_id"], doc["task_id"], doc["task_version"], doc["channel"],
                         doc["recipient"], doc["title"], doc["body"], doc.get("url"), doc.get("payload") or {})
             channel = self.channels.get(push.channel)
+            if push.channel in PERSONAL_CHANNELS and doc.get("consultant_id"):
+                later = await self._not_now(push, doc["consultant_id"], now)
+                if later is not None:
+                    await self.outbox.defer(push.push_id, *later)
+                    continue
             await self.outbox.mark_sending(push.push_id, now)
             if channel is None:
                 result = Result.fail("channel not configured")
@@ -320,6 +334,16 @@ class NotifyService:
             await self.outbox.record(push.push_id, delivery, now)
             metrics.DELIVERIES.labels(push.tenant_id, push.channel, delivery.status.value).inc()
         return Handled()
+
+    async def _not_now(self, push: Push, consultant_id: str, now: datetime) -> tuple[datetime, str] | None:
+        """A consultant's own phone is not buzzed in quiet hours or beyond the hourly limit: (when, why)."""
+        policy = self.policies.for_tenant(push.tenant_id).delivery
+        until = quiet_until(now, policy.quiet_hours, self.policies.for_tenant(push.tenant_id).hours.zone)
+        if until is not None:
+            return until, "quiet_hours"
+        if await self.outbox.sent_since(push.tenant_id, consultant_id, now - timedelta(hours=1)) >= policy.max_per_hour:
+            return now + timedelta(minutes=5), "rate_limit"
+        return None
 
     async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
         return await self.repo.task(tenant_id, task_id)

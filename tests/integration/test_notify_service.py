@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import socket
+
 import httpx
 from aiohttp import web
+from aiosmtpd.controller import Controller
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.sdk import EventProducer
@@ -17,7 +20,7 @@ from schemas.scores import Grade, ScoreChanged
 from schemas.tasks import Outcome, TaskCreated
 from schemas.topics import TASKS_OUTCOMES
 from schemas.touchpoints import EventType
-from services.notify.adapters.channels import WebhookChannel
+from services.notify.adapters.channels import EmailChannel, WebhookChannel
 from services.notify.bootstrap import make_service
 from services.notify.domain.delivery import verify_signature
 from services.notify.domain.policy import parse_policies
@@ -233,3 +236,51 @@ async def test_a_new_task_is_pushed_once_per_version_with_retries_and_never_twic
         await service.deliver(clock.at + timedelta(minutes=5))
         assert len(received) == 1
     await runner.cleanup()
+
+
+async def test_a_consultants_phone_is_not_buzzed_in_quiet_hours_or_beyond_the_hourly_limit(db):
+    class Mailbox:
+        def __init__(self) -> None:
+            self.received: list[str] = []
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+            self.received.append(envelope.content.decode("utf-8", "replace"))
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        clock = Clock(T0)  # 10:00 in Shanghai
+        policies = parse_policies({"default": {"hours": ALWAYS_OPEN, "delivery": {
+            "channels": ["inbox", "email"], "quiet_hours": "22:00-08:00", "max_per_hour": 1}}})
+        service = make_service(db, policies=policies, clock=clock)
+        service.channels["email"] = EmailChannel("127.0.0.1", port, "leadflow@example.test")
+        await service.repo.ensure_indexes()
+        await service.outbox.ensure_indexes()
+        await service.upsert_consultant(tenant_id=TENANT, consultant_id="c1", fields={
+            "name": "c1", "store_id": "s1", "capacity": 50, "active": True, "email": "c1@example.test"})
+        await service.on_score_changed(scored("p1", 1, Grade.H, None))
+        await service.on_score_changed(scored("p2", 1, Grade.H, None))
+        await service.deliver(T0)
+        assert len(mailbox.received) == 1  # the second waits: one e-mail an hour for this consultant
+        waiting = [p for p in await service.outbox.pushes.find({"channel": "email", "status": "pending"}).to_list()]
+        assert [(p["deferred"], p["next_attempt_at"]) for p in waiting] == [("rate_limit", T0 + timedelta(minutes=5))]
+        inbox = await service.inbox(TENANT, "c1")
+        assert len(inbox) == 2  # the in-app inbox is never held back
+
+        night = T0 + timedelta(hours=13)  # 23:00 in Shanghai
+        clock.at = night
+        await service.on_score_changed(scored("p3", 1, Grade.H, None))
+        await service.deliver(night)
+        held = await service.outbox.pushes.find({"channel": "email", "status": "pending"}).to_list()
+        assert {p["deferred"] for p in held} == {"quiet_hours"}
+        morning = datetime(2026, 11, 3, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+        assert {p["next_attempt_at"] for p in held} == {morning}
+        await service.deliver(morning)
+        assert len(mailbox.received) == 2  # one more in the morning; the hourly limit holds the other
+    finally:
+        controller.stop()

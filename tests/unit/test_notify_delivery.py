@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.notify.domain.delivery import (
+    parse_quiet_hours,
+    quiet_until,
     Delivery,
     DeliveryError,
     DeliveryStatus,
@@ -270,3 +272,19 @@ def test_verify_accepts_any_of_several_signatures():
 @pytest.mark.parametrize("header", ["", "garbage", "t=abc,v1=00", "v1=00", "t=1700000000", "t=1700000000,v1"])
 def test_verify_rejects_malformed_headers(header):
     assert not verify_signature(SECRET, header, BODY, now_ts=1700000000)
+
+
+# ---- quiet hours ------------------------------------------------------------------------------------
+
+def test_quiet_hours_across_midnight_end_in_the_morning_local_time():
+    shanghai, window = ZoneInfo("Asia/Shanghai"), parse_quiet_hours("22:00-08:00")
+    assert window == (time(22), time(8))
+    at = lambda h, m=0, d=2: datetime(2026, 11, d, h, m, tzinfo=UTC)  # noqa: E731
+    assert quiet_until(at(2), window, shanghai) is None  # 10:00 local
+    assert quiet_until(at(14), window, shanghai) == at(0, d=3)  # 22:00 local -> 08:00 next day
+    assert quiet_until(at(18), window, shanghai) == at(0, d=3)  # 02:00 local
+    assert quiet_until(at(0), window, shanghai) is None  # 08:00 local: over
+    assert quiet_until(at(5), parse_quiet_hours("12:00-14:00"), shanghai) == at(6)  # a lunch break
+    assert quiet_until(at(14), None, shanghai) is None
+    with pytest.raises(DeliveryError, match="quiet_hours"):
+        parse_quiet_hours("late")

@@ -46,6 +46,16 @@ class PushOutbox:
     async def mark_sending(self, push_id: str, now: datetime) -> None:
         await self.pushes.update_one({"_id": push_id}, {"$set": {"status": SENDING, "sending_since": now}})
 
+    async def defer(self, push_id: str, until: datetime, why: str) -> None:
+        """Not now (quiet hours, the consultant's hourly limit): due again at `until`, no attempt counted."""
+        await self.pushes.update_one({"_id": push_id}, {"$set": {"next_attempt_at": until, "deferred": why}})
+
+    async def sent_since(self, tenant_id: str, consultant_id: str, since: datetime) -> int:
+        """Pushes sent to a consultant on their own channels (WeCom, e-mail) since a time."""
+        return await self.pushes.count_documents({"tenant_id": tenant_id, "consultant_id": consultant_id,
+                                                  "channel": {"$in": ["wecom", "email"]},
+                                                  "status": DeliveryStatus.SENT.value, "updated_at": {"$gte": since}})
+
     async def record(self, push_id: str, delivery: Delivery, now: datetime) -> None:
         await self.pushes.update_one({"_id": push_id}, {"$set": {
             "status": delivery.status.value, "attempts": delivery.attempts, "next_attempt_at": delivery.next_attempt_at,

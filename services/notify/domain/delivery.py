@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -284,3 +284,30 @@ def verify_signature(secret: bytes, header: str, body: bytes, now_ts: int, toler
     expected = webhook_signature(secret, timestamp, body)
     # compare_digest on every candidate, so timing tells nothing about which one came close.
     return any([hmac.compare_digest(expected, c) for c in candidates])
+
+
+# ---- quiet hours ---------------------------------------------------------------------------------------
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """`"22:00-08:00"` -> (22:00, 08:00): the local hours in which nobody is woken by a push."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise DeliveryError(f"quiet_hours: HH:MM-HH:MM, not {text!r}") from None
+    if start == end:
+        raise DeliveryError("quiet_hours: start and end differ")
+    return start, end
+
+
+def quiet_until(now: datetime, window: tuple[time, time] | None, tz: tzinfo) -> datetime | None:
+    """When the quiet hours around `now` end (aware, in UTC), or None when `now` is not in them."""
+    if window is None:
+        return None
+    local = now.astimezone(tz)
+    start, end = window
+    clock = local.time().replace(tzinfo=None)
+    inside = start <= clock < end if start < end else (clock >= start or clock < end)
+    if not inside:
+        return None
+    day = local.date() if clock < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=tz).astimezone(UTC)

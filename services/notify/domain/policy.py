@@ -27,6 +27,8 @@ max_reassignments = 1
 return_after_days = 3
 [default.delivery]
 channels = ["inbox", "wecom"]     # inbox | wecom | email | webhook
+quiet_hours = "22:00-08:00"       # WeCom and e-mail wait until the morning ("" for none)
+max_per_hour = 30
 [tenants.acme.sla]
 H = "10m"
 ```
@@ -38,9 +40,11 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import time
 from pathlib import Path
 from typing import Any
 
+from services.notify.domain.delivery import DeliveryError, parse_quiet_hours
 from services.notify.domain.pool import PoolError, PoolPolicy
 from services.notify.domain.routing import RoutingError, RoutingPolicy
 from services.notify.domain.tasks import TriggerError, Triggers
@@ -85,10 +89,12 @@ class DeliveryPolicy:
 
     channels: tuple[str, ...] = ("inbox",)
     webhook_url: str | None = None
+    quiet_hours: tuple[time, time] | None = (time(22, 0), time(8, 0))  # local; WeCom and e-mail wait till after
+    max_per_hour: int = 30  # WeCom and e-mail pushes per consultant per hour; more wait
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> DeliveryPolicy:
-        unknown = set(data) - {"channels", "webhook_url"}
+        unknown = set(data) - {"channels", "webhook_url", "quiet_hours", "max_per_hour"}
         if unknown:
             raise NotifyPolicyError(f"delivery: unknown keys {', '.join(sorted(map(str, unknown)))}")
         channels = tuple(data.get("channels", cls.channels))
@@ -98,7 +104,16 @@ class DeliveryPolicy:
         url = data.get("webhook_url")
         if "webhook" in channels and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
             raise NotifyPolicyError("delivery.webhook_url: an http(s) URL when the webhook channel is on")
-        return cls(channels, url)
+        quiet = cls.quiet_hours
+        if "quiet_hours" in data:
+            try:
+                quiet = parse_quiet_hours(str(data["quiet_hours"])) if data["quiet_hours"] else None
+            except DeliveryError as exc:
+                raise NotifyPolicyError(f"delivery.{exc}") from None
+        limit = data.get("max_per_hour", cls.max_per_hour)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise NotifyPolicyError("delivery.max_per_hour: a whole number, at least 1")
+        return cls(channels, url, quiet, limit)
 
 
 @dataclass(frozen=True)
