@@ -81,6 +81,9 @@ TASKS_REASSIGNED = Counter("leadflow_tasks_reassigned_total", "Tasks moved to an
 TASKS_POOLED = Counter("leadflow_tasks_pooled_total", "Tasks nobody followed up, returned to the shared pool", ["tenant"])
 DELIVERIES = Counter("leadflow_deliveries_total", "Push delivery attempts, by channel and the status after",
                      ["tenant", "channel", "status"])
+ACKNOWLEDGEMENTS = Counter("leadflow_customer_acknowledgements_total",
+                           "Immediate acknowledgements queued to customers, by the channel the lead came from",
+                           ["tenant", "channel"])
 POOL_CLAIMS = Counter("leadflow_pool_claims_total", "Pooled leads claimed by consultants", ["tenant"])
 END_TO_END_SECONDS = Histogram(
     "leadflow_end_to_end_seconds",

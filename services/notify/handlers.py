@@ -18,8 +18,8 @@ from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.sdk import EventProducer
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
-from schemas.leads import LeadSnapshot, Stage, Verdict
-from schemas.scores import ScoreChanged
+from schemas.leads import LeadSnapshot, Owner, Stage, Verdict
+from schemas.scores import Grade, ScoreChanged
 from schemas.tasks import Outcome, TaskCreated, TaskOutcomeRecorded, TaskStatus
 from schemas.topics import TASKS_EVENTS, TASKS_OUTCOMES
 from services.notify.adapters.channels import Channel
@@ -38,12 +38,15 @@ from services.notify.domain.merging import OpenTask, one_per_consultant, primary
 from services.notify.domain.performance import Performance, performance
 from services.notify.domain.policy import NotifyPolicy, NotifyPolicyBook
 from services.notify.domain.pool import ClaimDecision, may_claim, returns_to_pool
+from services.notify.domain.repurchase import PURCHASES, reminder_due
+from services.notify.domain.repurchase import REASON as REPURCHASE
 from services.notify.domain.routing import Assignment, Consultant, route
-from services.notify.domain.tasks import GRADE_RANK, assign, decide, task_id
+from services.notify.domain.tasks import GRADE_RANK, TASK_GRADES, assign, decide, task_id
 
 # Outcomes after which there is nothing left to follow up on this task.
 CLOSING_OUTCOMES = frozenset({Outcome.WON, Outcome.LOST, Outcome.ORDERED, Outcome.INVALID_NUMBER})
 CONVERTING_OUTCOMES = frozenset({Outcome.WON, Outcome.ORDERED})
+ACKNOWLEDGED = frozenset({"new_valid_lead"})  # the customer hears back at once only for a lead we trust
 PERSONAL_CHANNELS = frozenset({"wecom", "email"})  # they buzz a consultant's phone: quiet hours and a rate limit apply
 
 
@@ -108,6 +111,7 @@ class NotifyService:
             doc = await self.repo.task(tenant, tid)
             return Handled([Outgoing(TASKS_EVENTS, one_id, TaskCreated.model_validate(doc["event"]))])
         policy = self.policies.for_tenant(tenant)
+        await self._remember_purchase(tenant, one_id, change, policy)
         open_ids = open_task_ids(slot)
         first = slot is None or not (open_ids or slot.get("last_task_id"))
         decision = decide(change, policy.triggers, has_open_task=bool(open_ids), first=first)
@@ -119,12 +123,21 @@ class NotifyService:
         if not decision.create:
             await self._refresh(tenant, open_ids[0], change, decision.reason, decision.detail, policy, now)
             return Handled()
+        return Handled(await self._open_task(
+            tenant, one_id, tid, lead=change.lead, grade=change.grade, score=change.score, reason=decision.reason,
+            detail=decision.detail, trigger_event_id=change.trigger.event_id, occurred_at=change.trigger.occurred_at,
+            signal_id=change.change_id, policy=policy, now=now, source_channel=change.trigger.channel))
+
+    async def _open_task(self, tenant: str, one_id: str, tid: str, *, lead: LeadSnapshot, grade: Grade, score: float,
+                         reason: str, detail: str, trigger_event_id: str, occurred_at: datetime, signal_id: str,
+                         policy: NotifyPolicy, now: datetime, source_channel: str | None = None) -> list[Outgoing]:
+        """Route, store and announce a new task (insert-once by its id), and name it the person's open task.
+        A replay finds it stored and sends it again as it was first made, unless it is closed by now."""
         today = self._today(policy, now)
         consultants = await self.repo.consultants_with_load(tenant, today)
-        assignment = assign(change.lead, decision.reason, consultants, policy.routing, grade=change.grade.value,
-                            today=today, now=now)
+        assignment = assign(lead, reason, consultants, policy.routing, grade=grade.value, today=today, now=now)
         store_of = {c.consultant_id: c.store_id for c in consultants}
-        deadline = policy.sla.deadline(change.grade.value, now, policy.hours)
+        deadline = policy.sla.deadline(grade.value if grade in TASK_GRADES else Grade.B.value, now, policy.hours)
         event = TaskCreated(
             task_id=tid,
             tenant_id=tenant,
@@ -132,10 +145,10 @@ class NotifyService:
             consultant_id=assignment.consultant_id,
             store_id=store_of.get(assignment.consultant_id) if assignment.consultant_id else assignment.store_id,
             queue=assignment.queue,
-            grade=change.grade,
-            score=change.score,
-            reason=decision.reason,
-            trigger_event_id=change.trigger.event_id,
+            grade=grade,
+            score=score,
+            reason=reason,
+            trigger_event_id=trigger_event_id,
             due_at=deadline,
             created_at=now,
         )
@@ -148,46 +161,91 @@ class NotifyService:
             "routing_why": assignment.why,
             "queue": assignment.queue,
             "status": TaskStatus.OPEN.value,
-            "grade": change.grade.value,
-            "score": change.score,
-            "reason": decision.reason,
-            "trigger_detail": decision.detail,
-            "trigger_event_id": change.trigger.event_id,
-            "store_id": change.lead.store_id,
-            "lead_name": change.lead.name,
-            "product": change.lead.product,
+            "grade": grade.value,
+            "score": score,
+            "reason": reason,
+            "trigger_detail": detail,
+            "trigger_event_id": trigger_event_id,
+            "store_id": lead.store_id,
+            "lead_name": lead.name,
+            "product": lead.product,
             "due_at": deadline,
             "created_at": now,
             "assigned_at": now,
             "version": 1,
-            "signals": [change.change_id],
+            "signals": [signal_id],
             "assignments": [{"consultant_id": assignment.consultant_id, "rule": assignment.rule, "why": assignment.why,
                              "at": now, "cause": "created"}],
             "outcomes": [],
             "event": event.model_dump(mode="json"),
         })
         if created:
-            metrics.TASKS_CREATED.labels(tenant, decision.reason, change.grade.value).inc()
-            metrics.END_TO_END_SECONDS.labels(tenant).observe(max(0.0, (now - change.trigger.occurred_at).total_seconds()))
-        if created and assignment.consultant_id:
-            await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
-            await self.repo.count_assignment(tenant, assignment.consultant_id, today)
-        if created or (await self.repo.task(tenant, tid) or {}).get("status") == TaskStatus.OPEN.value:
-            # Queued again on a replay: the push id makes it the same push, queued once.
-            audience = [assignment.consultant_id] if assignment.consultant_id else \
-                await self.repo.managers_of(tenant, assignment.store_id)
-            await self._announce(policy, await self.repo.task(tenant, tid), audience, now)
-        elif not created:  # a replay after a crash: the task as it was created, unless it is closed by now
+            metrics.TASKS_CREATED.labels(tenant, reason, grade.value).inc()
+            metrics.END_TO_END_SECONDS.labels(tenant).observe(max(0.0, (now - occurred_at).total_seconds()))
+            if assignment.consultant_id:
+                await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
+                await self.repo.count_assignment(tenant, assignment.consultant_id, today)
+        else:  # a replay after a crash: the task as it was created, unless it is closed by now
             existing = await self.repo.task(tenant, tid)
             if existing is None or existing["status"] != TaskStatus.OPEN.value:
-                return Handled()
+                return []
             event = TaskCreated.model_validate(existing["event"])
+        # Queued again on a replay: the push ids name the task version, so it is the same push, queued once.
+        audience = [event.consultant_id] if event.consultant_id else await self.repo.managers_of(tenant, event.store_id)
+        await self._announce(policy, await self.repo.task(tenant, tid), audience, now)
+        if reason in ACKNOWLEDGED and event.consultant_id and policy.delivery.acknowledge_url and "webhook" in self.channels:
+            await self._acknowledge(policy, event, source_channel, now)
         before = await self.repo.take_slot(tenant, one_id, tid)
         if before is None and await self.repo.is_erased(tenant, one_id):
             await self.repo.drop_task(tenant, tid)  # the person was erased meanwhile (by another worker)
             await self.repo.drop_slot(tenant, one_id)
-            return Handled()
-        return Handled([Outgoing(TASKS_EVENTS, one_id, event)])
+            return []
+        return [Outgoing(TASKS_EVENTS, one_id, event)]
+
+    async def _remember_purchase(self, tenant: str, one_id: str, change: ScoreChanged, policy: NotifyPolicy) -> None:
+        """A purchase of a product with a usage cycle: remind the consultant before it runs out."""
+        if change.trigger.event_type not in PURCHASES:
+            return
+        due = reminder_due(change.lead.product, change.trigger.occurred_at, policy.repurchase)
+        if due is None:
+            return
+        lead = change.lead
+        await self.repo.set_reminder({
+            "_id": f"{tenant}\x1f{one_id}\x1f{lead.product}", "tenant_id": tenant, "one_id": one_id,
+            "product": lead.product, "purchase_event_id": change.trigger.event_id,
+            "purchased_at": change.trigger.occurred_at, "due_at": due, "done": False, "store_id": lead.store_id,
+            "lead_name": lead.name, "owner_consultant_id": lead.owner.consultant_id if lead.owner else None,
+            "owner_store_id": lead.owner.store_id if lead.owner else None,
+            "owner_since": lead.owner.since if lead.owner else None,
+        })
+
+    async def _remind(self, reminder: dict[str, Any], now: datetime) -> list[Outgoing]:
+        """A supply running out becomes a task for the customer's consultant (their owner, by routing); a
+        customer with an open task already gets the reminder on that task."""
+        tenant, one_id = reminder["tenant_id"], reminder["one_id"]
+        policy = self.policies.for_tenant(tenant)
+        target, slot = await self.repo.resolve(tenant, one_id)
+        if slot is None and await self.repo.is_erased(tenant, target):
+            await self.repo.reminder_done(reminder["_id"], "", now)
+            return []
+        tid = task_id(tenant, target, f"repurchase\x1f{reminder['purchase_event_id']}")
+        open_ids = [t for t in open_task_ids(slot) if t != tid]
+        if open_ids:
+            await self.repo.update_task(open_ids[0], {"updated_at": now}, push={"updates": {
+                "reason": REPURCHASE, "detail": reminder["product"], "at": now, "grade": None}})
+            await self.repo.reminder_done(reminder["_id"], open_ids[0], now)
+            return []
+        owner = Owner(consultant_id=reminder["owner_consultant_id"], store_id=reminder.get("owner_store_id"),
+                      since=now) if reminder.get("owner_consultant_id") else None  # a customer stays with their consultant
+        lead = LeadSnapshot(verdict=Verdict.VALID, stage=Stage.CUSTOMER, reachable=True, touchpoints=1,
+                            first_seen_at=reminder["purchased_at"], last_seen_at=reminder["purchased_at"],
+                            store_id=reminder.get("store_id"), product=reminder["product"], name=reminder.get("lead_name"),
+                            owner=owner)
+        out = await self._open_task(tenant, target, tid, lead=lead, grade=Grade.O, score=0.0, reason=REPURCHASE,
+                                    detail=reminder["product"], trigger_event_id=reminder["purchase_event_id"],
+                                    occurred_at=reminder["due_at"], signal_id=reminder["_id"], policy=policy, now=now)
+        await self.repo.reminder_done(reminder["_id"], tid, now)
+        return out
 
     async def _refresh(self, tenant: str, tid: str, change: ScoreChanged, reason: str, detail: str,
                        policy: NotifyPolicy, now: datetime) -> None:
@@ -211,8 +269,9 @@ class NotifyService:
     # ---- the timer: deadlines and the pool ---------------------------------------------------------
     async def on_timer(self, now: datetime | None = None) -> Handled:
         """Missed first-response deadlines escalate (and reassign, once, by policy); tasks nobody answered
-        for the tenant's pool period return to the shared pool. Each step is one write keyed by the task,
+        for the tenant's pool period return to the shared pool; supplies running out become repurchase tasks. Each step is one write keyed by the task,
         and a task is only picked while it is in the state the step changes: a rerun does nothing twice."""
+        outgoing: list[Outgoing] = []
         async with self._writing:
             now = now or self._clock()
             for task in await self.repo.overdue(now, self.timer_batch):
@@ -224,7 +283,9 @@ class NotifyService:
                 policy = self.policies.for_tenant(task["tenant_id"])
                 if returns_to_pool(task, now, policy.pool):
                     await self._to_pool(task, now)
-        return Handled()
+            for reminder in await self.repo.due_reminders(now, self.timer_batch):
+                outgoing += await self._remind(reminder, now)
+        return Handled(outgoing)
 
     async def _breached(self, task: dict[str, Any], now: datetime) -> None:
         tenant = task["tenant_id"]
@@ -304,6 +365,22 @@ class NotifyService:
                                                       channel=channel, recipient=recipient, title=message.title,
                                                       body=message.body, url=url, audience=consultant_id),
                                               consultant_id, now)
+
+    async def _acknowledge(self, policy: NotifyPolicy, task: TaskCreated, source_channel: str | None,
+                           now: datetime) -> None:
+        """Tell the customer at once who will call and by when, through the system their touchpoint came from:
+        a signed webhook naming the touchpoint (`event_id`) so that system replies on its channel (WeCom, SMS)."""
+        assert self.outbox is not None and policy.delivery.acknowledge_url
+        name = (await self.repo.contacts_of(task.tenant_id, [task.consultant_id or ""])).get(task.consultant_id or "", {}).get("name")
+        due = task.due_at.astimezone(policy.hours.zone)
+        text = f"您好，您的专属顾问{name or ''}将于{due.month}月{due.day}日 {due:%H:%M}前与您联系。"
+        payload = {"type": "customer_ack", "tenant_id": task.tenant_id, "one_id": task.one_id,
+                   "event_id": task.trigger_event_id, "channel": source_channel, "consultant_id": task.consultant_id,
+                   "consultant_name": name, "call_by": task.due_at.isoformat(), "text": text}
+        await self.outbox.enqueue(Push.of(tenant_id=task.tenant_id, task_id=task.task_id, task_version=1, channel="webhook",
+                                          recipient=policy.delivery.acknowledge_url, title="客户回执", body=text,
+                                          payload=payload, audience="customer_ack"), None, now)
+        metrics.ACKNOWLEDGEMENTS.labels(task.tenant_id, source_channel or "unknown").inc()
 
     async def deliver(self, now: datetime | None = None) -> Handled:
         """Send the pushes that are due, each at most once per attempt: marked `sending` first, so a crash

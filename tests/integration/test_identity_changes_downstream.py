@@ -380,7 +380,8 @@ def test_each_service_consumes_identity_changes():
             raise AssertionError("not called")
 
         on_identified = on_identity_changed = on_lead_updated = on_score_changed = on_outcome = on_task = on_timer = handle
-        timer_interval_s = 60.0
+        deliver = handle
+        timer_interval_s = delivery_interval_s = 60.0
 
     for service, module in (("leads", leads_agents), ("scoring", scoring_agents), ("notify", notify_agents)):
         app = faust.App(f"it-{service}", broker="kafka://127.0.0.1:1")

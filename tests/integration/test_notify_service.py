@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.sdk import EventProducer
-from schemas.leads import LeadSnapshot, Stage, Trigger, Verdict
+from schemas.leads import LeadSnapshot, Owner, Stage, Trigger, Verdict
 from schemas.scores import Grade, ScoreChanged
 from schemas.tasks import Outcome, TaskCreated
 from schemas.topics import TASKS_OUTCOMES
@@ -284,3 +284,55 @@ async def test_a_consultants_phone_is_not_buzzed_in_quiet_hours_or_beyond_the_ho
         assert len(mailbox.received) == 2  # one more in the morning; the hourly limit holds the other
     finally:
         controller.stop()
+
+
+async def test_a_health_customer_is_reminded_before_their_supply_runs_out(db):
+    clock = Clock(T0)
+    service = await notify_service(db, clock, repurchase={"cycles": {"益生菌": 30}, "remind_days_before": 5})
+    bought = scored("p1", 1, Grade.O, Grade.A, EventType.PURCHASE_COMPLETED)
+    bought = bought.model_copy(update={"lead": bought.lead.model_copy(update={
+        "stage": Stage.CUSTOMER, "product": "益生菌", "owner": Owner(consultant_id="c2", store_id="s1", since=T0)})})
+    assert created(await service.on_score_changed(bought)) == []  # a customer: no sales task
+    await service.on_score_changed(bought)  # a replay sets nothing new
+    assert created(await service.on_timer(T0 + timedelta(days=24))) == []
+    [task] = created(await service.on_timer(T0 + timedelta(days=25, minutes=2)))
+    assert (task.reason, task.consultant_id, task.grade) == ("repurchase_due", "c2", Grade.O)
+    assert created(await service.on_timer(T0 + timedelta(days=25, minutes=3))) == []  # reminded once
+    await service.deliver(T0 + timedelta(days=25, minutes=3))
+    [message] = await service.inbox(TENANT, "c2")
+    assert message["title"].startswith("复购提醒（O级）：李** · 益生菌")
+    assert message["task_id"] == task.task_id
+
+
+async def test_a_new_lead_is_acknowledged_to_the_customer_at_once_through_its_source(db):
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/ack", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        clock = Clock(T0)  # 10:00 in Shanghai: a B lead is due in 24 working hours
+        async with httpx.AsyncClient() as client:
+            service = await notify_service(db, clock, delivery={"acknowledge_url": f"http://127.0.0.1:{port}/ack"})
+            service.channels["webhook"] = WebhookChannel(b"k", client)
+            await service.outbox.ensure_indexes()
+            await service.upsert_consultant(tenant_id=TENANT, consultant_id="c1", fields={
+                "name": "王芳", "store_id": "s1", "capacity": 50, "active": True})
+            await service.upsert_consultant(tenant_id=TENANT, consultant_id="c2", fields={
+                "name": "李雷", "store_id": "s1", "capacity": 50, "active": False})
+            [task] = created(await service.on_score_changed(scored("p1", 1, Grade.B, None)))
+            await service.on_score_changed(scored("p1", 2, Grade.B, Grade.B, EventType.PAGE_VIEWED))  # no new ack
+            await service.deliver(T0)
+    finally:
+        await runner.cleanup()
+    [ack] = received
+    assert ack["type"] == "customer_ack" and ack["event_id"] == "e-p1-1" and ack["channel"] == "web"
+    assert ack["text"] == "您好，您的专属顾问王芳将于11月3日 10:00前与您联系。" and task.consultant_id == "c1"

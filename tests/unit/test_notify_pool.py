@@ -118,3 +118,19 @@ def test_a_bad_policy_names_the_tenant_and_key(data, where):
     with pytest.raises(NotifyPolicyError) as caught:
         parse_policies(data)
     assert where in str(caught.value)
+
+
+# ---- repurchase reminders ----------------------------------------------------------------------------
+
+
+def test_a_purchase_with_a_usage_cycle_is_reminded_before_it_runs_out():
+    from services.notify.domain.repurchase import RepurchaseError, RepurchasePolicy, reminder_due
+
+    policy = RepurchasePolicy.from_mapping({"cycles": {"益生菌": 30, "鱼油": 3}, "remind_days_before": 5})
+    assert reminder_due("益生菌", NOW, policy) == NOW + timedelta(days=25)
+    assert reminder_due("鱼油", NOW, policy) == NOW  # a cycle shorter than the lead time: at once
+    assert reminder_due("Model Y", NOW, policy) is None and reminder_due(None, NOW, policy) is None
+    with pytest.raises(RepurchaseError, match="cycles.益生菌"):
+        RepurchasePolicy.from_mapping({"cycles": {"益生菌": 0}})
+    assert parse_policies({"tenants": {"vita": {"repurchase": {"cycles": {"鱼油": 60}}}}}).for_tenant(
+        "vita").repurchase.cycles == {"鱼油": 60.0}

@@ -97,12 +97,15 @@ async def profile(one_id: str, caller: Reader, services: ServicesDep):
     )
 
 
-@router.get("/v1/profiles/{one_id}/timeline", response_model=list[TimelineEntryOut])
+@router.get("/v1/profiles/{one_id}/timeline", response_model=list[TimelineEntryOut], responses={404: {}})
 async def timeline(one_id: str, caller: Reader, services: ServicesDep,
                    limit: Annotated[int, Query(ge=1, le=500)] = 100):
     """The person's touchpoints (with their verdicts), outcomes and assignments, newest first."""
-    one_id = await services.identity.live_one_id(caller.tenant_id, one_id)
-    return [TimelineEntryOut(**d) for d in await services.leads.timeline_of(caller.tenant_id, one_id, limit)]
+    tenant = caller.tenant_id
+    one_id = await services.identity.live_one_id(tenant, one_id)
+    if await services.leads.get(tenant, one_id) is None and not await services.identity.identifiers_of(tenant, one_id):
+        raise HTTPException(404, "no such person in this tenant")
+    return [TimelineEntryOut(**d) for d in await services.leads.timeline_of(tenant, one_id, limit)]
 
 
 @router.get("/v1/leads", response_model=list[LeadOut])

@@ -1,7 +1,8 @@
 """The notify store: the only writer of `consultants`, `tasks`, `task_slots` (the open task of a
 person: `open_task_id`, plus `also_open` with other consultants after a merge; a merged person's slot
 redirects with `merged_into`), `task_outcomes`, `pool_claims` (one per claim of a pooled task: its
-`_id` names the task and the moment it was pooled, so two consultants cannot both win it) and
+`_id` names the task and the moment it was pooled, so two consultants cannot both win it),
+`repurchase_reminders` (one per person and product: when their supply runs out) and
 `task_erasures` (a digest of every erased one_id, never the one_id, so that a score change still in
 flight cannot bring the person back).
 
@@ -48,11 +49,13 @@ class NotifyRepository:
         self.slots = db["task_slots"]
         self.outcomes = db["task_outcomes"]
         self.claims = db["pool_claims"]
+        self.reminders = db["repurchase_reminders"]
         self.erasures = ErasureMarkers(db["task_erasures"])
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes, self.claims,
+        await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes, self.claims, self.reminders,
                                  self.erasures.collection)
+        await self.reminders.create_index([("done", ASCENDING), ("due_at", ASCENDING)])
         await self.claims.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("day", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("status", ASCENDING)])
         await self.tasks.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
@@ -153,7 +156,7 @@ class NotifyRepository:
         for cid in dict.fromkeys(consultant_ids):
             doc = await self.consultants.find_one({"_id": _pid(tenant_id, cid)})
             if doc is not None:
-                found[cid] = {"wecom_userid": doc.get("wecom_userid"), "email": doc.get("email")}
+                found[cid] = {"wecom_userid": doc.get("wecom_userid"), "email": doc.get("email"), "name": doc.get("name")}
         return found
 
     async def managers_of(self, tenant_id: str, store_id: str | None) -> list[str]:
@@ -166,6 +169,21 @@ class NotifyRepository:
         cursor = self.tasks.find({"tenant_id": tenant_id, "created_at": {"$gte": since}},
                                  {"event": 0, "lead_name": 0})
         return [d async for d in cursor]
+
+    # ---- repurchase reminders ------------------------------------------------------------------------
+    async def set_reminder(self, doc: dict[str, Any]) -> None:
+        """One reminder per person and product: a newer purchase replaces it; an older or the same one
+        (a replay) changes nothing."""
+        current = await self.reminders.find_one({"_id": doc["_id"]})
+        if current is None or current["purchased_at"] < doc["purchased_at"]:
+            await self.reminders.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def due_reminders(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        cursor = self.reminders.find({"done": False, "due_at": {"$lte": now}})
+        return [d async for d in cursor.limit(limit)]
+
+    async def reminder_done(self, reminder_id: str, task_id: str, now: datetime) -> None:
+        await self.reminders.update_one({"_id": reminder_id}, {"$set": {"done": True, "task_id": task_id, "done_at": now}})
 
     # ---- the shared pool (claims come from the API) ----------------------------------------------------
     async def claims_on(self, tenant_id: str, consultant_id: str, day: date) -> int:
@@ -222,6 +240,7 @@ class NotifyRepository:
             await self.drop_task(tenant_id, task_id)
         await self.outcomes.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
         await self.claims.delete_many({"tenant_id": tenant_id, "task_id": {"$in": task_ids}})
+        await self.reminders.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
         for one_id in one_ids:
             await self.slots.delete_one({"_id": _pid(tenant_id, one_id)})
         return task_ids

@@ -189,6 +189,7 @@ _REASONS: dict[str, tuple[str, str]] = {
     "replacement_candidate_active": ("置换意向", "跟进"),
     "verify_suspect_lead": ("待核实线索", "核实"),
     "store_collision": ("撞单待处理", "处理"),
+    "repurchase_due": ("复购提醒", "联系"),
 }
 _DEFAULT_REASON = ("跟进任务", "跟进")
 

@@ -29,6 +29,9 @@ return_after_days = 3
 channels = ["inbox", "wecom"]     # inbox | wecom | email | webhook
 quiet_hours = "22:00-08:00"       # WeCom and e-mail wait until the morning ("" for none)
 max_per_hour = 30
+[tenants.vita.repurchase]          # health products: remind 5 days before a purchase runs out
+cycles = { "益生菌" = 30, "鱼油" = 60 }
+remind_days_before = 5
 [tenants.acme.sla]
 H = "10m"
 ```
@@ -46,6 +49,7 @@ from typing import Any
 
 from services.notify.domain.delivery import DeliveryError, parse_quiet_hours
 from services.notify.domain.pool import PoolError, PoolPolicy
+from services.notify.domain.repurchase import RepurchaseError, RepurchasePolicy
 from services.notify.domain.routing import RoutingError, RoutingPolicy
 from services.notify.domain.tasks import TriggerError, Triggers
 from services.notify.domain.worktime import SlaPolicy, WorkingHours, WorkTimeError
@@ -91,10 +95,14 @@ class DeliveryPolicy:
     webhook_url: str | None = None
     quiet_hours: tuple[time, time] | None = (time(22, 0), time(8, 0))  # local; WeCom and e-mail wait till after
     max_per_hour: int = 30  # WeCom and e-mail pushes per consultant per hour; more wait
+    # The customer hears back at once: a new valid lead's acknowledgement goes to this URL (the upstream system
+    # that published the touchpoint replies through the channel it came from; leadflow never holds the raw
+    # contact). None: no acknowledgement.
+    acknowledge_url: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> DeliveryPolicy:
-        unknown = set(data) - {"channels", "webhook_url", "quiet_hours", "max_per_hour"}
+        unknown = set(data) - {"channels", "webhook_url", "quiet_hours", "max_per_hour", "acknowledge_url"}
         if unknown:
             raise NotifyPolicyError(f"delivery: unknown keys {', '.join(sorted(map(str, unknown)))}")
         channels = tuple(data.get("channels", cls.channels))
@@ -113,7 +121,10 @@ class DeliveryPolicy:
         limit = data.get("max_per_hour", cls.max_per_hour)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise NotifyPolicyError("delivery.max_per_hour: a whole number, at least 1")
-        return cls(channels, url, quiet, limit)
+        ack = data.get("acknowledge_url")
+        if ack is not None and not (isinstance(ack, str) and ack.startswith(("http://", "https://"))):
+            raise NotifyPolicyError("delivery.acknowledge_url: an http(s) URL")
+        return cls(channels, url, quiet, limit, ack)
 
 
 @dataclass(frozen=True)
@@ -125,12 +136,14 @@ class NotifyPolicy:
     escalation: Escalation = field(default_factory=Escalation)
     pool: PoolPolicy = field(default_factory=PoolPolicy)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    repurchase: RepurchasePolicy = field(default_factory=RepurchasePolicy)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> NotifyPolicy:
         parsers = {"hours": WorkingHours.from_mapping, "sla": SlaPolicy.from_mapping, "triggers": Triggers.from_mapping,
                    "routing": RoutingPolicy.from_mapping, "escalation": Escalation.from_mapping,
-                   "pool": PoolPolicy.from_mapping, "delivery": DeliveryPolicy.from_mapping}
+                   "pool": PoolPolicy.from_mapping, "delivery": DeliveryPolicy.from_mapping,
+                   "repurchase": RepurchasePolicy.from_mapping}
         unknown = set(data) - set(parsers)
         if unknown:
             raise NotifyPolicyError(f"unknown tables {', '.join(sorted(map(str, unknown)))}")
@@ -140,7 +153,7 @@ class NotifyPolicy:
                 raise NotifyPolicyError(f"{key}: a table")
             try:
                 kwargs[key] = parsers[key](value)
-            except (WorkTimeError, TriggerError, RoutingError, PoolError) as exc:
+            except (WorkTimeError, TriggerError, RoutingError, PoolError, RepurchaseError) as exc:
                 raise NotifyPolicyError(f"{key}: {exc}") from None
         return cls(**kwargs)
 
