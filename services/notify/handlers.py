@@ -7,8 +7,6 @@ consultants; report their performance."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -25,15 +23,7 @@ from schemas.topics import TASKS_EVENTS, TASKS_OUTCOMES
 from services.notify.adapters.channels import Channel
 from services.notify.adapters.pushes import PushOutbox
 from services.notify.adapters.repository import NotifyRepository, open_task_ids
-from services.notify.domain.delivery import (
-    Delivery,
-    DeliveryStatus,
-    Push,
-    Result,
-    RetryPolicy,
-    quiet_until,
-    render_task_message,
-)
+from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.merging import OpenTask, one_per_consultant, primary
 from services.notify.domain.performance import Performance, performance
 from services.notify.domain.policy import NotifyPolicy, NotifyPolicyBook
@@ -42,15 +32,12 @@ from services.notify.domain.repurchase import PURCHASES, reminder_due
 from services.notify.domain.repurchase import REASON as REPURCHASE
 from services.notify.domain.routing import Assignment, Consultant, route
 from services.notify.domain.tasks import GRADE_RANK, TASK_GRADES, assign, decide, task_id
+from services.notify.pushing import Pusher
 
 # Outcomes after which there is nothing left to follow up on this task.
 CLOSING_OUTCOMES = frozenset({Outcome.WON, Outcome.LOST, Outcome.ORDERED, Outcome.INVALID_NUMBER})
 CONVERTING_OUTCOMES = frozenset({Outcome.WON, Outcome.ORDERED})
 ACKNOWLEDGED = frozenset({"new_valid_lead"})  # the customer hears back at once only for a lead we trust
-PERSONAL_CHANNELS = frozenset({"wecom", "email"})  # they buzz a consultant's phone: quiet hours and a rate limit apply
-
-
-log = logging.getLogger(__name__)
 
 
 class TaskNotFound(LookupError):
@@ -82,11 +69,11 @@ class NotifyService:
     ) -> None:
         self.repo = repo
         self.outbox = outbox
-        self.channels = channels or {}
-        self.retry = retry
-        self.delivery_interval_s = delivery_interval_s
-        self.inbox_url = inbox_url
         self.policies = policies or NotifyPolicyBook()
+        self.channels = channels if channels is not None else {}
+        self.delivery_interval_s = delivery_interval_s
+        self.pusher = Pusher(repo, outbox, self.policies, self.channels, retry=retry, clock=clock, inbox_url=inbox_url,
+                             batch=timer_batch)
         self.timer_batch = timer_batch
         self.timer_interval_s = timer_interval_s
         self._clock = clock
@@ -192,9 +179,9 @@ class NotifyService:
             event = TaskCreated.model_validate(existing["event"])
         # Queued again on a replay: the push ids name the task version, so it is the same push, queued once.
         audience = [event.consultant_id] if event.consultant_id else await self.repo.managers_of(tenant, event.store_id)
-        await self._announce(policy, await self.repo.task(tenant, tid), audience, now)
+        await self.pusher.announce(policy, await self.repo.task(tenant, tid), audience, now)
         if reason in ACKNOWLEDGED and event.consultant_id and policy.delivery.acknowledge_url and "webhook" in self.channels:
-            await self._acknowledge(policy, event, source_channel, now)
+            await self.pusher.acknowledge(policy, event, source_channel, now)
         before = await self.repo.take_slot(tenant, one_id, tid)
         if before is None and await self.repo.is_erased(tenant, one_id):
             await self.repo.drop_task(tenant, tid)  # the person was erased meanwhile (by another worker)
@@ -315,12 +302,12 @@ class NotifyService:
                 await self.repo.count_assignment(tenant, assignment.consultant_id, today)
                 metrics.TASKS_REASSIGNED.labels(tenant, "sla_breach").inc()
                 moved = await self.repo.task(tenant, task["_id"])
-                await self._announce(policy, moved, [assignment.consultant_id, *managers], now)
+                await self.pusher.announce(policy, moved, [assignment.consultant_id, *managers], now)
                 return
         await self.repo.update_task(task["_id"], {"breached_at": now, "escalated_to": managers, "updated_at": now,
                                                   "version": task.get("version", 1) + 1},
                                     push={"escalations": escalation})
-        await self._announce(policy, await self.repo.task(tenant, task["_id"]), managers, now)
+        await self.pusher.announce(policy, await self.repo.task(tenant, task["_id"]), managers, now)
 
     async def _to_pool(self, task: dict[str, Any], now: datetime) -> None:
         tenant, current = task["tenant_id"], task["consultant_id"]
@@ -332,104 +319,18 @@ class NotifyService:
         await self.repo.count_open_task(tenant, current, -1)
         metrics.TASKS_POOLED.labels(tenant).inc()
 
-    # ---- pushes ------------------------------------------------------------------------------------
-    async def _announce(self, policy: NotifyPolicy, task: dict[str, Any] | None, audience: list[str],
-                        now: datetime) -> None:
-        """Queue the pushes of this task version to these consultants on the tenant's channels (and once to
-        its webhook). Idempotent: the push id names the task version, channel and person."""
-        if self.outbox is None or task is None:
-            return
-        tenant, version = task["tenant_id"], task.get("version", 1)
-        message = render_task_message(reason=task["reason"], grade=task["grade"], name=task.get("lead_name"),
-                                      vehicle=task.get("product"), due_at=task["due_at"], now=now,
-                                      tz=policy.hours.zone, score=task.get("score"), store=task.get("store_id"))
-        url = f"{self.inbox_url}#task={task['_id']}" if self.inbox_url else None
-        contacts = await self.repo.contacts_of(tenant, audience)
-        for channel in policy.delivery.channels:
-            if channel not in self.channels:
-                continue  # on in the policy, not configured on this service: the inbox still has it
-            if channel == "webhook":
-                payload = {"type": "task", "tenant_id": tenant, "task_id": task["_id"], "version": version,
-                           "consultant_id": task.get("consultant_id"), "grade": task["grade"], "reason": task["reason"],
-                           "due_at": task["due_at"].isoformat(), "title": message.title}
-                await self.outbox.enqueue(Push.of(tenant_id=tenant, task_id=task["_id"], task_version=version,
-                                                  channel=channel, recipient=policy.delivery.webhook_url or "",
-                                                  title=message.title, body=message.body, url=url, payload=payload),
-                                          None, now)
-                continue
-            for consultant_id in audience:
-                recipient = {"inbox": consultant_id, "wecom": contacts.get(consultant_id, {}).get("wecom_userid"),
-                             "email": contacts.get(consultant_id, {}).get("email")}[channel]
-                if recipient:
-                    await self.outbox.enqueue(Push.of(tenant_id=tenant, task_id=task["_id"], task_version=version,
-                                                      channel=channel, recipient=recipient, title=message.title,
-                                                      body=message.body, url=url, audience=consultant_id),
-                                              consultant_id, now)
-
-    async def _acknowledge(self, policy: NotifyPolicy, task: TaskCreated, source_channel: str | None,
-                           now: datetime) -> None:
-        """Tell the customer at once who will call and by when, through the system their touchpoint came from:
-        a signed webhook naming the touchpoint (`event_id`) so that system replies on its channel (WeCom, SMS)."""
-        assert self.outbox is not None and policy.delivery.acknowledge_url
-        name = (await self.repo.contacts_of(task.tenant_id, [task.consultant_id or ""])).get(task.consultant_id or "", {}).get("name")
-        due = task.due_at.astimezone(policy.hours.zone)
-        text = f"您好，您的专属顾问{name or ''}将于{due.month}月{due.day}日 {due:%H:%M}前与您联系。"
-        payload = {"type": "customer_ack", "tenant_id": task.tenant_id, "one_id": task.one_id,
-                   "event_id": task.trigger_event_id, "channel": source_channel, "consultant_id": task.consultant_id,
-                   "consultant_name": name, "call_by": task.due_at.isoformat(), "text": text}
-        await self.outbox.enqueue(Push.of(tenant_id=task.tenant_id, task_id=task.task_id, task_version=1, channel="webhook",
-                                          recipient=policy.delivery.acknowledge_url, title="客户回执", body=text,
-                                          payload=payload, audience="customer_ack"), None, now)
-        metrics.ACKNOWLEDGEMENTS.labels(task.tenant_id, source_channel or "unknown").inc()
-
+    # ---- pushes (services/notify/pushing.py) -----------------------------------------------------
     async def deliver(self, now: datetime | None = None) -> Handled:
-        """Send the pushes that are due, each at most once per attempt: marked `sending` first, so a crash
-        mid-send never sends it twice; failures retry with back-off, or give up, per the retry policy."""
-        if self.outbox is None:
-            return Handled()
-        now = now or self._clock()
-        for doc in await self.outbox.due(now, self.timer_batch):
-            push = Push(doc["_id"], doc["tenant_id"], doc["task_id"], doc["task_version"], doc["channel"],
-                        doc["recipient"], doc["title"], doc["body"], doc.get("url"), doc.get("payload") or {})
-            channel = self.channels.get(push.channel)
-            if push.channel in PERSONAL_CHANNELS and doc.get("consultant_id"):
-                later = await self._not_now(push, doc["consultant_id"], now)
-                if later is not None:
-                    await self.outbox.defer(push.push_id, *later)
-                    continue
-            await self.outbox.mark_sending(push.push_id, now)
-            if channel is None:
-                result = Result.fail("channel not configured")
-            else:
-                try:
-                    result = await channel.send(push)
-                except Exception as exc:  # noqa: BLE001 - one broken push must not stop the others
-                    log.warning("push %s on %s raised %s", push.push_id, push.channel, type(exc).__name__)
-                    result = Result.retry(type(exc).__name__)
-            delivery = Delivery(push.push_id, DeliveryStatus(doc["status"]), doc.get("attempts", 0),
-                                doc.get("next_attempt_at")).after(result, self.retry, now, rand=random.random())
-            await self.outbox.record(push.push_id, delivery, now)
-            metrics.DELIVERIES.labels(push.tenant_id, push.channel, delivery.status.value).inc()
-        return Handled()
-
-    async def _not_now(self, push: Push, consultant_id: str, now: datetime) -> tuple[datetime, str] | None:
-        """A consultant's own phone is not buzzed in quiet hours or beyond the hourly limit: (when, why)."""
-        policy = self.policies.for_tenant(push.tenant_id).delivery
-        until = quiet_until(now, policy.quiet_hours, self.policies.for_tenant(push.tenant_id).hours.zone)
-        if until is not None:
-            return until, "quiet_hours"
-        if await self.outbox.sent_since(push.tenant_id, consultant_id, now - timedelta(hours=1)) >= policy.max_per_hour:
-            return now + timedelta(minutes=5), "rate_limit"
-        return None
+        return await self.pusher.deliver(now)
 
     async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
         return await self.repo.task(tenant_id, task_id)
 
     async def inbox(self, tenant_id: str, consultant_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        return await self.outbox.inbox_of(tenant_id, consultant_id, limit) if self.outbox else []
+        return await self.pusher.inbox(tenant_id, consultant_id, limit)
 
     async def pushes_of(self, tenant_id: str, task_id: str) -> list[dict[str, Any]]:
-        return await self.outbox.of_task(tenant_id, task_id) if self.outbox else []
+        return await self.pusher.pushes_of(tenant_id, task_id)
 
     # ---- the shared pool (called from the API) -----------------------------------------------------
     async def claim(self, *, tenant_id: str, task_id: str, consultant_id: str) -> dict[str, Any]:

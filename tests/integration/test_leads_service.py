@@ -7,10 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import faust
-from aiokafka import AIOKafkaProducer
 
-from leadflow.runtime.admin import ensure_topics
-from leadflow.runtime.consumer import RecordProcessor
 from leadflow.runtime.worker import Channels
 from schemas.dead_letters import DeadLetterHeaders
 from schemas.identity import LinkedIdentifier, TouchpointIdentified
@@ -19,7 +16,7 @@ from schemas.scores import Grade
 from schemas.tasks import Outcome, TaskCreated, TaskOutcomeRecorded
 from schemas.topics import LEADS_ALERTS, LEADS_CHANGES, TASKS_OUTCOMES, dead_letter_topic
 from schemas.touchpoints import TouchpointReceived
-from tests.integration.kafka_kit import read_all
+from tests.integration.kafka_kit import process_through_policy, read_all
 from services.leads.bootstrap import make_service
 from services.leads.domain.policy import CollisionPolicy, LeadPolicy, LeadPolicyBook
 from services.leads.domain.source_quality import AlertPolicy
@@ -233,23 +230,9 @@ async def test_outcomes_flow_through_the_consumer_policy_and_bad_records_are_dea
     await leads.on_identified(form("e1", "p1"))
     prefix = f"it{unique}."
     dlq = dead_letter_topic(TASKS_OUTCOMES, "leads")
-    ensure_topics(infra.kafka_bootstrap, prefix=prefix, specs=(TASKS_OUTCOMES, LEADS_CHANGES, dlq))
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
-    await producer.start()
-
-    async def send(topic, key, value, headers):
-        await producer.send_and_wait(topic, value=value, key=key, headers=headers)
-
-    processor = RecordProcessor(service="leads", source_topic=TASKS_OUTCOMES.name, dead_letter_topic=dlq.qualified(prefix),
-                                send=send, topic_prefix=prefix)
     records = [outcome(1, "p1", Outcome.VISITED).to_bytes(), b"not json", b'{"outcome_id": "o9"}']
-    try:
-        for offset, value in enumerate(records):
-            await processor.process(key=b"p1", value=value, partition=0, offset=offset,
-                                    decode=TaskOutcomeRecorded.from_bytes, handle=leads.on_outcome)
-    finally:
-        await producer.stop()
-
+    await process_through_policy(infra, service="leads", source=TASKS_OUTCOMES, prefix=prefix, outputs=(LEADS_CHANGES,),
+                                 key=b"p1", records=records, decode=TaskOutcomeRecorded.from_bytes, handle=leads.on_outcome)
     out = [LeadUpdated.model_validate_json(r.value) for r in read_all(infra, LEADS_CHANGES.qualified(prefix))]
     assert [(c.one_id, c.lead.stage, c.cause) for c in out] == [("p1", Stage.OPPORTUNITY, "outcome")]
     letters = [DeadLetterHeaders.from_headers(r.headers) for r in read_all(infra, dlq.qualified(prefix))]

@@ -5,6 +5,7 @@ consultants' performance from stored tasks and outcomes."""
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import socket
@@ -61,6 +62,21 @@ async def notify_service(db, clock: Clock, **policy):
                                         fields={"name": cid, "store_id": "s1", "capacity": 50, "active": True,
                                                 "manager": manager, "on_duty": not manager})
     return service
+
+
+@asynccontextmanager
+async def serving(path: str, handler):
+    """A local HTTP receiver for pushes (aiohttp on a free port): yields its URL for `path`."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
+    finally:
+        await runner.cleanup()
 
 
 def created(handled) -> list[TaskCreated]:
@@ -193,17 +209,10 @@ async def test_a_new_task_is_pushed_once_per_version_with_retries_and_never_twic
         received.append((request.headers["X-Leadflow-Push-Id"], body))
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     clock = Clock(T0)
-    policies = parse_policies({"default": {"hours": ALWAYS_OPEN, "delivery": {
-        "channels": ["inbox", "webhook"], "webhook_url": f"http://127.0.0.1:{port}/hook"}}})
-    async with httpx.AsyncClient() as client:
+    async with serving("/hook", hook) as url, httpx.AsyncClient() as client:
+        policies = parse_policies({"default": {"hours": ALWAYS_OPEN, "delivery": {
+            "channels": ["inbox", "webhook"], "webhook_url": url}}})
         service = make_service(db, policies=policies, clock=clock)
         service.channels["webhook"] = WebhookChannel(secret, client)
         await service.repo.ensure_indexes()
@@ -235,7 +244,6 @@ async def test_a_new_task_is_pushed_once_per_version_with_retries_and_never_twic
         await service.outbox.mark_sending(hook_push["_id"], clock.at)
         await service.deliver(clock.at + timedelta(minutes=5))
         assert len(received) == 1
-    await runner.cleanup()
 
 
 async def test_a_consultants_phone_is_not_buzzed_in_quiet_hours_or_beyond_the_hourly_limit(db):
@@ -311,28 +319,18 @@ async def test_a_new_lead_is_acknowledged_to_the_customer_at_once_through_its_so
         received.append(await request.json())
         return web.Response(status=200)
 
-    app = web.Application()
-    app.router.add_post("/ack", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        clock = Clock(T0)  # 10:00 in Shanghai: a B lead is due in 24 working hours
-        async with httpx.AsyncClient() as client:
-            service = await notify_service(db, clock, delivery={"acknowledge_url": f"http://127.0.0.1:{port}/ack"})
-            service.channels["webhook"] = WebhookChannel(b"k", client)
-            await service.outbox.ensure_indexes()
-            await service.upsert_consultant(tenant_id=TENANT, consultant_id="c1", fields={
-                "name": "王芳", "store_id": "s1", "capacity": 50, "active": True})
-            await service.upsert_consultant(tenant_id=TENANT, consultant_id="c2", fields={
-                "name": "李雷", "store_id": "s1", "capacity": 50, "active": False})
-            [task] = created(await service.on_score_changed(scored("p1", 1, Grade.B, None)))
-            await service.on_score_changed(scored("p1", 2, Grade.B, Grade.B, EventType.PAGE_VIEWED))  # no new ack
-            await service.deliver(T0)
-    finally:
-        await runner.cleanup()
+    clock = Clock(T0)  # 10:00 in Shanghai: a B lead is due in 24 working hours
+    async with serving("/ack", hook) as url, httpx.AsyncClient() as client:
+        service = await notify_service(db, clock, delivery={"acknowledge_url": url})
+        service.channels["webhook"] = WebhookChannel(b"k", client)
+        await service.outbox.ensure_indexes()
+        await service.upsert_consultant(tenant_id=TENANT, consultant_id="c1", fields={
+            "name": "王芳", "store_id": "s1", "capacity": 50, "active": True})
+        await service.upsert_consultant(tenant_id=TENANT, consultant_id="c2", fields={
+            "name": "李雷", "store_id": "s1", "capacity": 50, "active": False})
+        [task] = created(await service.on_score_changed(scored("p1", 1, Grade.B, None)))
+        await service.on_score_changed(scored("p1", 2, Grade.B, Grade.B, EventType.PAGE_VIEWED))  # no new ack
+        await service.deliver(T0)
     [ack] = received
     assert ack["type"] == "customer_ack" and ack["event_id"] == "e-p1-1" and ack["channel"] == "web"
     assert ack["text"] == "您好，您的专属顾问王芳将于11月3日 10:00前与您联系。" and task.consultant_id == "c1"

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaProducer
 
-from leadflow.runtime.admin import ensure_topics
-from leadflow.runtime.consumer import RecordProcessor
 from schemas.leads import LeadSnapshot, LeadUpdated, Stage, Trigger, Verdict
 from schemas.scores import Grade, ScoreChanged
 from schemas.tasks import Outcome, TaskOutcomeRecorded
@@ -17,7 +14,7 @@ from schemas.topics import SCORES_CHANGES, TASKS_OUTCOMES, dead_letter_topic
 from schemas.touchpoints import EventType
 from services.scoring.bootstrap import make_service
 from services.scoring.domain.rules import RuleBook, builtin, parse_rules
-from tests.integration.kafka_kit import read_all
+from tests.integration.kafka_kit import process_through_policy, read_all
 
 T0 = datetime(2025, 9, 1, 8, tzinfo=UTC)
 TENANT = "t1"
@@ -171,22 +168,10 @@ async def test_outcomes_flow_through_the_consumer_policy_and_bad_records_are_dea
     await service.on_lead_updated(change("p1", 1, EventType.FORM_SUBMITTED, T0))
     prefix = f"it{unique}."
     dlq = dead_letter_topic(TASKS_OUTCOMES, "scoring")
-    ensure_topics(infra.kafka_bootstrap, prefix=prefix, specs=(TASKS_OUTCOMES, SCORES_CHANGES, dlq))
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
-    await producer.start()
-
-    async def send(topic, key, value, headers):
-        await producer.send_and_wait(topic, value=value, key=key, headers=headers)
-
-    processor = RecordProcessor(service="scoring", source_topic=TASKS_OUTCOMES.name, dead_letter_topic=dlq.qualified(prefix),
-                                send=send, topic_prefix=prefix)
     records = [outcome("p1", Outcome.INVALID_NUMBER, T0 + timedelta(hours=1)).to_bytes(), b"\xff\xfe", b"{}"]
-    try:
-        for offset, value in enumerate(records):
-            await processor.process(key=b"p1", value=value, partition=0, offset=offset,
-                                    decode=TaskOutcomeRecorded.from_bytes, handle=service.on_outcome)
-    finally:
-        await producer.stop()
+    await process_through_policy(infra, service="scoring", source=TASKS_OUTCOMES, prefix=prefix, outputs=(SCORES_CHANGES,),
+                                 key=b"p1", records=records, decode=TaskOutcomeRecorded.from_bytes,
+                                 handle=service.on_outcome)
     out = [ScoreChanged.model_validate_json(r.value) for r in read_all(infra, SCORES_CHANGES.qualified(prefix))]
     assert [(c.one_id, c.cause, c.score) for c in out] == [("p1", "outcome", 0.0)]
     assert len(read_all(infra, dlq.qualified(prefix))) == 2
