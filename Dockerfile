@@ -11,6 +11,13 @@
 # time must be added there and below.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- web: Apache ECharts for the ops dashboard, from npm (the API serves its built file) ----------
+FROM ${NODE_IMAGE} AS web
+WORKDIR /web
+COPY deploy/web/package.json deploy/web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
 
 # ---- build: a virtualenv in /opt/leadflow with the pinned dependency tree -----------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -47,6 +54,8 @@ RUN groupadd --system --gid 10001 leadflow \
  && chown leadflow:leadflow /var/lib/leadflow
 
 COPY --from=build /opt/leadflow /opt/leadflow
+COPY --from=web /web/node_modules/echarts/dist/echarts.min.js /opt/leadflow/web/echarts.min.js
+ENV LEADFLOW_ECHARTS_FILE=/opt/leadflow/web/echarts.min.js
 
 # leadflow-entrypoint <process> [args]: exec the process as PID 1 (it gets SIGTERM directly), and note
 # its /healthz URL for the image's HEALTHCHECK.

@@ -8,7 +8,7 @@ PYTEST_FLAGS ?= -q -p no:cacheprovider
 
 .PHONY: setup browser up down status demo lint test test-unit test-integration test-e2e bench schemas clean
 
-setup: $(VENV)/.installed $(VAR)/kafka/lib/.resolved $(VAR)/bin/ferretdb browser
+setup: $(VENV)/.installed $(VAR)/kafka/lib/.resolved $(VAR)/bin/ferretdb deploy/web/node_modules/.installed browser
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@echo "== step: Python virtualenv ($(VENV)) and pinned dependencies"
@@ -26,6 +26,11 @@ $(VAR)/kafka/lib/.resolved: deploy/local/kafka/pom.xml
 $(VAR)/bin/ferretdb: deploy/local/ferretdb/go.mod deploy/local/ferretdb/go.sum deploy/local/ferretdb/main.go
 	@echo "== step: go install FerretDB v1 (SQLite backend) into var/bin"
 	cd deploy/local/ferretdb && GOBIN=$(VAR)/bin go install .
+
+deploy/web/node_modules/.installed: deploy/web/package.json deploy/web/package-lock.json
+	@echo "== step: front-end packages from npm (Apache ECharts for the ops dashboard)"
+	npm ci --prefix deploy/web --no-audit --no-fund --silent
+	@touch $@
 
 # Debian's Chromium (with CJK fonts) for the inbox page's browser test (Playwright drives /usr/bin/chromium; it never
 # downloads a browser of its own).

@@ -96,6 +96,7 @@ class LagCollector:
         self._read_at: float | None = None
         self._rows: list[PartitionLag] = []
         self._stalled: dict[tuple[str, str, int], bool] = {}
+        self._rates: dict[str, float] = {}
         self.last_error: str | None = None
 
     def refresh(self) -> None:
@@ -103,13 +104,39 @@ class LagCollector:
         if self._read_at is not None and now - self._read_at < self._min_interval_s:
             return
         try:
-            self._rows = consumer_lag(self._bootstrap, self._groups)
+            rows = consumer_lag(self._bootstrap, self._groups)
             self.last_error = None
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the broker is away
             self.last_error = type(exc).__name__
             return
+        previous, previous_at = self._ends(), self._read_at
+        self._rows = rows
         self._read_at = now
         self._stalled = self._stalls.observe(self._rows, now)
+        if previous_at is not None and now > previous_at:
+            # Records appended per second since the last reading, per topic (all partitions).
+            self._rates = {t: max(0, end - previous.get(t, end)) / (now - previous_at) for t, end in self._ends().items()}
+
+    def _ends(self) -> dict[str, int]:
+        ends: dict[tuple[str, int], int] = {}
+        for row in self._rows:  # a topic read by several groups appears once per group: count it once
+            ends[(row.topic, row.partition)] = row.end
+        totals: dict[str, int] = {}
+        for (topic, _), end in ends.items():
+            totals[topic] = totals.get(topic, 0) + end
+        return totals
+
+    def snapshot(self) -> dict:
+        """The last reading, for the ops dashboard: per group and topic the lag and whether it stalled, and
+        per topic the records appended per second since the reading before."""
+        groups: dict[tuple[str, str], dict] = {}
+        for row in self._rows:
+            g = groups.setdefault((row.group, row.topic), {"group": row.group, "topic": row.topic, "lag": 0, "stalled": False})
+            g["lag"] += row.lag
+            g["stalled"] = g["stalled"] or bool(self._stalled.get((row.group, row.topic, row.partition)))
+        return {"read_at_monotonic": self._read_at, "error": self.last_error, "groups": list(groups.values()),
+                "topics": [{"topic": t, "end": end, "rate_per_s": round(self._rates.get(t, 0.0), 2)}
+                           for t, end in sorted(self._ends().items())]}
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily

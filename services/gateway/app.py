@@ -20,7 +20,10 @@ from services.gateway.ingest import IngestService
 from services.gateway.rate_limit import RateLimiter
 from services.gateway.receipts import ReceiptRepository
 from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
-from services.gateway.routes import events, identity, pages, reads, scores, tasks
+from schemas.topics import TOPICS, dead_letter_topic
+from services.gateway.dashboard import load_spend
+from services.gateway.routes import dashboard, events, identity, pages, reads, scores, tasks
+from services.gateway.routes.dashboard import DashboardSources
 from services.gateway.settings import GatewaySettings
 from services.identity.bootstrap import build_operations as build_identity_operations
 from services.identity.bootstrap import build_service as build_identity
@@ -65,6 +68,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                            stall_after_s=settings.lag_stall_after_s, min_interval_s=settings.lag_interval_s)
         REGISTRY.register(lag)
         app.state.lag = lag
+        app.state.echarts_file = settings.echarts_file
+        app.state.dashboard = DashboardSources(
+            lag=lag, spend=load_spend(settings.campaign_spend_file), bootstrap=settings.kafka_bootstrap,
+            dead_letter_topics=[dead_letter_topic(spec, consumer).qualified(settings.topic_prefix)
+                                for spec in TOPICS for consumer in spec.consumers],
+            topic_prefix=settings.topic_prefix)
 
         async def read_lag() -> None:
             while True:
@@ -124,6 +133,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def metrics():
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (events, reads, identity, scores, tasks, pages):
+    for module in (events, reads, identity, scores, tasks, dashboard, pages):
         app.include_router(module.router)
     return app

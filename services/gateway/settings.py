@@ -27,3 +27,7 @@ class GatewaySettings(PersonalDataSettings):
     scoring_rules_file: Path | None = None
     # The notify policy (pool rules for claims, working hours for deadlines); the notify service's file.
     notify_policy_file: Path | None = None
+    # Spend per campaign, for cost per valid lead on the ops dashboard (TOML; services/gateway/dashboard.py).
+    campaign_spend_file: Path | None = None
+    # Apache ECharts' built file for the ops dashboard; unset: deploy/web/node_modules of this checkout.
+    echarts_file: Path | None = None

@@ -344,8 +344,9 @@ class LeadService:
         return await self.repo.list(tenant_id, verdict=verdict, stage=stage, tag=tag, reason=reason, one_ids=one_ids,
                                     limit=limit)
 
-    async def funnel(self, tenant_id: str) -> dict[Stage, int]:
-        return await self.repo.stage_counts(tenant_id)
+    async def funnel(self, tenant_id: str, *, store_id: str | None = None, channel: str | None = None,
+                     product: str | None = None) -> dict[Stage, int]:
+        return await self.repo.stage_counts(tenant_id, store_id=store_id, channel=channel, product=product)
 
     async def timeline_of(self, tenant_id: str, one_id: str, limit: int = 100) -> list[dict]:
         return await self.timeline.entries_of(tenant_id, one_id, limit)

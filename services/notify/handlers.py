@@ -153,6 +153,7 @@ class NotifyService:
             "reason": reason,
             "trigger_detail": detail,
             "trigger_event_id": trigger_event_id,
+            "trigger_occurred_at": occurred_at,  # end-to-end latency: touchpoint to stored task
             "store_id": lead.store_id,
             "lead_name": lead.name,
             "product": lead.product,
@@ -358,6 +359,13 @@ class NotifyService:
         await self.repo.count_open_task(tenant_id, consultant_id, +1)
         metrics.POOL_CLAIMS.labels(tenant_id).inc()
         return {**task, **fields}
+
+    async def latencies(self, tenant_id: str, hours: int) -> list[float]:
+        """Seconds from each touchpoint to the task it caused, for tasks created in the last `hours`."""
+        now = self._clock()
+        return [(t["created_at"] - t["trigger_occurred_at"]).total_seconds()
+                for t in await self.repo.tasks_since(tenant_id, now - timedelta(hours=hours))
+                if t.get("trigger_occurred_at") is not None and t.get("reason") != REPURCHASE]
 
     async def performance(self, tenant_id: str, days: int) -> list[Performance]:
         now = self._clock()

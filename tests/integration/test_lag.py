@@ -60,9 +60,16 @@ def test_the_collector_reports_lag_and_detects_a_stalled_consumer(infra, unique)
     collector.refresh()
     assert (sample("leadflow_consumer_lag"), sample("leadflow_consumer_stalled")) == (2, 1)
 
+    snapshot = collector.snapshot()
+    assert snapshot["groups"] == [{"group": group, "topic": topic, "lag": 2, "stalled": True}]
+
     consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(3, "", -1)})  # it recovers
+    for _ in range(18):  # and the topic moves on: 18 records in the 9 s to the next reading
+        producer.send(topic, value=b"x", partition=0)
+    producer.flush()
     now[0] = 40.0
     collector.refresh()
-    assert (sample("leadflow_consumer_lag"), sample("leadflow_consumer_stalled")) == (0, 0)
+    assert (sample("leadflow_consumer_lag"), sample("leadflow_consumer_stalled")) == (18, 0)
+    assert collector.snapshot()["topics"] == [{"topic": topic, "end": 21, "rate_per_s": 2.0}]
     consumer.close()
     producer.close()

@@ -139,9 +139,15 @@ class LeadRepository:
         cursor = self.leads.find(query, {"recent_event_ids": 0}).sort("last_seen_at", DESCENDING).limit(limit)
         return [_to_lead(doc) async for doc in cursor]
 
-    async def stage_counts(self, tenant_id: str) -> dict[Stage, int]:
+    async def stage_counts(self, tenant_id: str, *, store_id: str | None = None, channel: str | None = None,
+                           product: str | None = None) -> dict[Stage, int]:
+        """Persons per lifecycle stage, optionally of one store, last channel or product (the drill-down)."""
+        match: dict[str, Any] = {"tenant_id": tenant_id, "merged_into": {"$exists": False}, "life": {"$exists": True}}
+        for key, value in (("store_id", store_id), ("last_trigger.channel", channel), ("product", product)):
+            if value is not None:
+                match[key] = value
         pipeline = [
-            {"$match": {"tenant_id": tenant_id, "merged_into": {"$exists": False}, "life": {"$exists": True}}},
+            {"$match": match},
             {"$group": {"_id": "$stage", "n": {"$sum": 1}}},
         ]
         cursor = await self.leads.aggregate(pipeline)
