@@ -32,14 +32,15 @@ deploy/web/node_modules/.installed: deploy/web/package.json deploy/web/package-l
 	npm ci --prefix deploy/web --no-audit --no-fund --silent
 	@touch $@
 
-# Debian's Chromium (with CJK fonts) for the inbox page's browser test (Playwright drives /usr/bin/chromium; it never
+# Debian's Chromium (with CJK fonts) for the browser tests of the inbox and ops pages, and promtool
+# (Debian's prometheus) for the alert-rule tests (Playwright drives /usr/bin/chromium; it never
 # downloads a browser of its own).
 browser:
-	@{ command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ]; } || { \
-	  echo "== step: Debian's Chromium and CJK fonts for the browser tests"; \
+	@{ command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ] && command -v promtool >/dev/null; } || { \
+	  echo "== step: Debian's Chromium and CJK fonts for the browser tests, Prometheus's promtool for the alert rules"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends \
-	    chromium fonts-noto-cjk; }
+	    chromium fonts-noto-cjk prometheus; }
 
 up: setup
 	$(BIN)/leadflow stack up

@@ -542,6 +542,15 @@ def test_pending_metrics_are_still_pending():
     assert not PENDING_METRICS & exported_series(), "exported now: no longer pending"
 
 
+def test_promtool_checks_the_rules_and_runs_their_tests():
+    """The rule tests of alerts_test.yml, run by Prometheus's own promtool (Debian's, from `make setup`)."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make setup` installs Debian's prometheus package"
+    for args in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+        done = subprocess.run([promtool, *args], cwd=MONITORING, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_every_alert_has_a_rule_test():
     """Every alert fires in some case of alerts_test.yml: an ALERTS{alertname=...} query expecting samples."""
     spec = yaml.safe_load((MONITORING / "alerts_test.yml").read_text())
