@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from schemas.identity import IdentityChanged, IdentityCommanded, TouchpointIdentified
 from schemas.leads import LeadUpdated, SourceAlerted
+from schemas.ops import StreamAlerted
 from schemas.scores import ScoreChanged
 from schemas.tasks import TaskCreated, TaskOutcomeRecorded
 from schemas.touchpoints import TouchpointReceived
@@ -88,6 +89,15 @@ TASKS_OUTCOMES = TopicSpec(
     doc="Consultant outcomes; leads moves the lifecycle and marks invalid numbers; scoring learns from them.",
 )
 
+OPS_ALERTS = TopicSpec(
+    "ops.alerts",
+    key="group",
+    value=StreamAlerted,
+    writer="gateway",  # the API's lag watcher (leadflow/runtime/watch.py)
+    partitions=1,
+    doc="Stream alerts: a consumer group stalled or falling behind; for paging and chat hooks.",
+)
+
 TOPICS: tuple[TopicSpec, ...] = (
     TOUCHPOINTS_RAW,
     TOUCHPOINTS_IDENTIFIED,
@@ -98,6 +108,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     SCORES_CHANGES,
     TASKS_EVENTS,
     TASKS_OUTCOMES,
+    OPS_ALERTS,
 )
 
 

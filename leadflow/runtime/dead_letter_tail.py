@@ -24,10 +24,15 @@ class DeadLetter:
     tenant_id: str | None  # None: the payload does not say (not JSON, or no tenant_id)
 
 
+MAX_PARSED = 1_000_000  # a dead letter may be anything: larger payloads are not opened
+
+
 def _tenant_of(value: bytes | None) -> str | None:
+    if not value or len(value) > MAX_PARSED:
+        return None
     try:
-        data = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(value)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # dead letters include JSON nested past the parser
         return None
     tenant = data.get("tenant_id") if isinstance(data, dict) else None
     return tenant if isinstance(tenant, str) else None

@@ -84,6 +84,7 @@ DELIVERIES = Counter("leadflow_deliveries_total", "Push delivery attempts, by ch
 ACKNOWLEDGEMENTS = Counter("leadflow_customer_acknowledgements_total",
                            "Immediate acknowledgements queued to customers, by the channel the lead came from",
                            ["tenant", "channel"])
+STREAM_ALERTS = Counter("leadflow_stream_alerts_total", "Stream alerts raised on ops.alerts", ["kind", "group"])
 POOL_CLAIMS = Counter("leadflow_pool_claims_total", "Pooled leads claimed by consultants", ["tenant"])
 END_TO_END_SECONDS = Histogram(
     "leadflow_end_to_end_seconds",

@@ -23,6 +23,7 @@ from schemas.identity import (
     TouchpointIdentified,
 )
 from schemas.leads import Collision, LeadSnapshot, LeadUpdated, Owner, SourceAlerted, SourceCounts, Trigger
+from schemas.ops import StreamAlerted
 from schemas.scores import Contribution, ScoreChanged
 from schemas.tasks import TaskCreated, TaskOutcomeRecorded
 
@@ -102,6 +103,9 @@ def examples() -> dict[str, dict[str, str]]:
                                     text_en="no interaction for 7 days −10")],
         trigger=trigger, lead=lead, scored_at=T, cause="decay", rules="car-dealer@1", rule_score=38.0,
         probability=0.52, blend_weight=0.12, model_version=140))
+    put("StreamAlerted", "stalled", StreamAlerted(
+        alert_id="consumer_stalled:leadflow-scoring:leads.changes:2026-11-22T08", kind="consumer_stalled",
+        group="leadflow-scoring", topic="leads.changes", lag=1830, readings=3, raised_at=T))
     put("TaskCreated", "verification_v1_1", TaskCreated(
         task_id="t-2", tenant_id="demo", one_id="p-2", consultant_id=None, queue="verification", grade="B", score=40.0,
         reason="verify_suspect_lead", trigger_event_id="e-2", due_at=T, created_at=T))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
 from leadflow.runtime import store
+from leadflow.runtime.metrics import STREAM_ALERTS
 from leadflow.runtime.lag import LagCollector, registry_groups
 from leadflow.sdk import EventProducer, Publisher
 from services.gateway.auth import parse_api_keys
@@ -20,7 +22,8 @@ from services.gateway.ingest import IngestService
 from services.gateway.rate_limit import RateLimiter
 from services.gateway.receipts import ReceiptRepository
 from services.gateway.identity_commands import IdentityCommandClient, RevealAudit
-from schemas.topics import TOPICS, dead_letter_topic
+from leadflow.runtime.watch import StreamWatch, WatchPolicy
+from schemas.topics import OPS_ALERTS, TOPICS, dead_letter_topic
 from services.gateway.dashboard import load_spend
 from services.gateway.routes import dashboard, events, identity, pages, reads, scores, tasks
 from services.gateway.routes.dashboard import DashboardSources
@@ -34,6 +37,8 @@ from services.scoring.bootstrap import build_for_reads as build_scoring_reads
 REQUESTS = Counter("leadflow_api_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("leadflow_api_request_seconds", "HTTP request latency", ["method", "route"])
 
+
+log = logging.getLogger(__name__)
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     keys = parse_api_keys(settings.api_keys.get_secret_value())
@@ -75,9 +80,26 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                                 for spec in TOPICS for consumer in spec.consumers],
             topic_prefix=settings.topic_prefix)
 
+        watch = StreamWatch(WatchPolicy(settings.lag_growing_readings, settings.lag_alert_min))
+        alerts_topic = OPS_ALERTS.qualified(settings.topic_prefix)
+
         async def read_lag() -> None:
+            """Read the lag every interval; a new reading goes through the stream watch, and what it raises
+            goes to ops.alerts (a broker away is retried at the next reading)."""
+            seen = None
             while True:
                 await asyncio.to_thread(lag.refresh)
+                reading = lag.snapshot()
+                if reading["read_at_monotonic"] not in (None, seen):
+                    seen = reading["read_at_monotonic"]
+                    raised = watch.observe(reading["groups"], clock())
+                    try:
+                        await asyncio.to_thread(producer.send_all, [(alerts_topic, a.group.encode(), a.to_bytes())
+                                                                    for a in raised])
+                        for a in raised:
+                            STREAM_ALERTS.labels(a.kind, a.group).inc()
+                    except Exception:  # noqa: BLE001 - the watch must outlive a broker hiccup
+                        log.exception("could not publish %d stream alerts", len(raised))
                 await asyncio.sleep(settings.lag_interval_s)
 
         reader = asyncio.create_task(read_lag())

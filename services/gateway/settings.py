@@ -21,6 +21,9 @@ class GatewaySettings(PersonalDataSettings):
     # committed offset does not move counts as stalled.
     lag_interval_s: float = Field(default=10.0, gt=0)
     lag_stall_after_s: float = Field(default=300.0, gt=0)
+    # Stream alerts on ops.alerts: a group whose lag grew at this many readings in a row and is this large.
+    lag_growing_readings: int = Field(default=6, ge=2)
+    lag_alert_min: int = Field(default=1000, ge=1)
     # The leads policy (alert thresholds for GET /v1/ops/sources); the same file as the leads service's.
     leads_policy_file: Path | None = None
     # The scoring rules book (GET /v1/scores/model reports the rules in force); the scoring service's file.

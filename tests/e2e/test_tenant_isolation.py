@@ -23,6 +23,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/leads"): {"ops"},
     ("get", "/v1/ops/summary"): {"ops"},
     ("get", "/v1/ops/sources"): {"ops"},
+    ("get", "/v1/ops/dashboard"): {"ops"},
     ("get", "/v1/scores/{one_id}"): {"ops", "consultant"},
     ("get", "/v1/scores/model"): {"ops"},
     ("get", "/v1/profiles/{one_id}/identity"): {"ops"},

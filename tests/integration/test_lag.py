@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.runtime.lag import LagCollector, consumer_lag, registry_groups
-from schemas.topics import IDENTITY_COMMANDS, TOUCHPOINTS_RAW
+from leadflow.runtime.watch import StreamWatch
+from leadflow.sdk import EventProducer
+from schemas.ops import StreamAlerted
+from schemas.topics import IDENTITY_COMMANDS, OPS_ALERTS, TOUCHPOINTS_RAW
+from tests.integration.kafka_kit import read_all
 
 
 def test_lag_is_end_minus_committed_per_partition(infra, unique):
@@ -73,3 +79,28 @@ def test_the_collector_reports_lag_and_detects_a_stalled_consumer(infra, unique)
     assert collector.snapshot()["topics"] == [{"topic": topic, "end": 21, "rate_per_s": 2.0}]
     consumer.close()
     producer.close()
+
+
+def test_a_stalled_group_is_raised_on_ops_alerts(infra, unique):
+    prefix = f"watch{unique}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix, partitions=1, specs=(TOUCHPOINTS_RAW, OPS_ALERTS))
+    topic, group = TOUCHPOINTS_RAW.qualified(prefix), f"{prefix}leadflow-identity"
+    producer = KafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    for _ in range(4):
+        producer.send(topic, value=b"x", partition=0)
+    producer.flush()
+    producer.close()
+    now = [0.0]
+    collector = LagCollector(infra.kafka_bootstrap, {group: [topic]}, stall_after_s=30, min_interval_s=0,
+                             clock=lambda: now[0])
+    watch, raised = StreamWatch(), []
+    for at in (0.0, 31.0, 62.0):  # nobody consumes: stalled from the second reading on
+        now[0] = at
+        collector.refresh()
+        raised += watch.observe(collector.snapshot()["groups"], datetime(2026, 12, 1, 8, tzinfo=UTC))
+    assert [(a.kind, a.group, a.lag) for a in raised] == [("consumer_stalled", group, 4)]
+    events = EventProducer(infra.kafka_bootstrap)
+    events.send_all([(OPS_ALERTS.qualified(prefix), a.group.encode(), a.to_bytes()) for a in raised])
+    events.close()
+    [record] = read_all(infra, OPS_ALERTS.qualified(prefix))
+    assert StreamAlerted.model_validate_json(record.value).alert_id == raised[0].alert_id
