@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
     "leadflow_events_consumed_total", "Records read from a topic", ["service", "topic"]
@@ -76,6 +76,8 @@ MODEL_UPDATES = Counter("leadflow_model_updates_total", "Outcomes the scoring mo
 TASKS_CREATED = Counter("leadflow_tasks_created_total", "Follow-up tasks created", ["tenant", "reason", "grade"])
 TASKS_REFRESHED = Counter("leadflow_tasks_refreshed_total", "Open tasks updated by new signals instead of a second task",
                           ["tenant", "reason"])
+OPEN_TASKS = Gauge("leadflow_open_tasks", "Open follow-up tasks, by queue (sales, verification, collision, manager, "
+                   "pool), counted by the notify timer", ["tenant", "queue"])
 SLA_BREACHES = Counter("leadflow_sla_breaches_total", "First-response deadlines missed", ["tenant", "grade"])
 TASKS_REASSIGNED = Counter("leadflow_tasks_reassigned_total", "Tasks moved to another consultant", ["tenant", "cause"])
 TASKS_POOLED = Counter("leadflow_tasks_pooled_total", "Tasks nobody followed up, returned to the shared pool", ["tenant"])

@@ -10,8 +10,10 @@ effectiveness with spend, and the spend file (`LEADFLOW_CAMPAIGN_SPEND_FILE`, TO
 from __future__ import annotations
 
 import math
+import statistics
 import tomllib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,14 @@ def conversions(reach: Sequence[tuple[Stage, int]]) -> list[dict[str, Any]]:
     """The share of persons who got from each stage to the next."""
     return [{"from_stage": a, "to_stage": b, "rate": round(nb / na, 4) if na else None}
             for (a, na), (b, nb) in zip(reach, reach[1:])]
+
+
+def stage_ages(entries: Sequence[tuple[Stage, datetime]], now: datetime) -> dict[str, float]:
+    """Median days persons have spent so far in the stage they are in, per stage."""
+    by: dict[str, list[float]] = {}
+    for stage, entered in entries:
+        by.setdefault(str(stage), []).append(max((now - entered).total_seconds(), 0.0) / 86_400)
+    return {stage: round(statistics.median(days), 2) for stage, days in by.items()}
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

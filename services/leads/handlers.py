@@ -344,9 +344,13 @@ class LeadService:
         return await self.repo.list(tenant_id, verdict=verdict, stage=stage, tag=tag, reason=reason, one_ids=one_ids,
                                     limit=limit)
 
-    async def funnel(self, tenant_id: str, *, store_id: str | None = None, channel: str | None = None,
+    async def funnel(self, tenant_id: str, *, store_ids: list[str] | None = None, channel: str | None = None,
                      product: str | None = None) -> dict[Stage, int]:
-        return await self.repo.stage_counts(tenant_id, store_id=store_id, channel=channel, product=product)
+        return await self.repo.stage_counts(tenant_id, store_ids=store_ids, channel=channel, product=product)
+
+    async def stage_entries(self, tenant_id: str, *, store_ids: list[str] | None = None, channel: str | None = None,
+                            product: str | None = None) -> list[tuple[Stage, datetime]]:
+        return await self.repo.stage_entries(tenant_id, store_ids=store_ids, channel=channel, product=product)
 
     async def timeline_of(self, tenant_id: str, one_id: str, limit: int = 100) -> list[dict]:
         return await self.timeline.entries_of(tenant_id, one_id, limit)

@@ -37,6 +37,7 @@ from services.notify.pushing import Pusher
 # Outcomes after which there is nothing left to follow up on this task.
 CLOSING_OUTCOMES = frozenset({Outcome.WON, Outcome.LOST, Outcome.ORDERED, Outcome.INVALID_NUMBER})
 CONVERTING_OUTCOMES = frozenset({Outcome.WON, Outcome.ORDERED})
+GAUGE_EVERY = 10  # timer runs between two counts of open tasks (a scan of the open tasks)
 ACKNOWLEDGED = frozenset({"new_valid_lead"})  # the customer hears back at once only for a lead we trust
 
 
@@ -82,6 +83,8 @@ class NotifyService:
         # A worker's two agents (score changes, identity changes) write the same slots and tasks, and Faust
         # gives the same partition of both topics to the same worker: one change at a time.
         self._writing = asyncio.Lock()
+        self._timer_runs = 0
+        self._gauged: set[tuple[str, str]] = set()
 
     async def on_score_changed(self, change: ScoreChanged) -> Handled:
         async with self._writing:
@@ -273,7 +276,18 @@ class NotifyService:
                     await self._to_pool(task, now)
             for reminder in await self.repo.due_reminders(now, self.timer_batch):
                 outgoing += await self._remind(reminder, now)
+        if self._timer_runs % GAUGE_EVERY == 0:
+            await self._count_open_tasks()
+        self._timer_runs += 1
         return Handled(outgoing)
+
+    async def _count_open_tasks(self) -> None:
+        counts = await self.repo.open_task_counts()
+        for (tenant, queue), n in counts.items():
+            metrics.OPEN_TASKS.labels(tenant, queue).set(n)
+        for (tenant, queue) in self._gauged - set(counts):
+            metrics.OPEN_TASKS.labels(tenant, queue).set(0)  # emptied since the last count
+        self._gauged = set(counts)
 
     async def _breached(self, task: dict[str, Any], now: datetime) -> None:
         tenant = task["tenant_id"]

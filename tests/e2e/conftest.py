@@ -54,7 +54,9 @@ def stack(infra):
     policy.write_text("\n".join([
         f"[tenants.{other}.hours]", f"days = {{ {days} }}",
         f"[tenants.{other}.sla]", 'H = "4s"', 'A = "4s"', 'B = "4s"', 'C = "4s"',
-        f"[tenants.{other}.pool]", "return_after_days = 0.0003", ""]), encoding="utf-8")
+        f"[tenants.{other}.pool]", "return_after_days = 0.0003",
+        f"[tenants.{tenant}.routing]", 'store_regions = { "store-east-1" = "华东", "store-east-2" = "华东" }', ""]),
+        encoding="utf-8")
     env = {
         "LEADFLOW_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "LEADFLOW_MONGO_URL": infra.mongo_url,

@@ -53,6 +53,20 @@ def test_the_dashboard_shows_the_stream_and_the_business_of_the_callers_tenant_o
     other = stack.client("other_ops").get("/v1/ops/dashboard").json()
     assert campaign not in {c["campaign"] for c in other["campaigns"]} and not other["dead_letters"]["latest"]
     assert stack.client("consultant").get("/v1/ops/dashboard").status_code == 403
+    assert set(board["stage_age_days"]) >= {"lead"} and board["stage_age_days"]["lead"] < 1
+
+
+def test_the_funnel_drills_down_by_region(stack):
+    ops, ingest = stack.client("ops"), stack.client("ingest")
+    before = ops.get("/v1/ops/dashboard", params={"region": "华东"}).json()
+    east = lambda d: next(f for f in d["funnel"] if f["stage"] == "lead")["reached"]  # noqa: E731
+    for store in ("store-east-1", "store-east-2"):
+        assert ingest.post("/v1/events", json=touchpoint(phone=unique_phone(), store_id=store)).status_code == 202
+    after = eventually(lambda: (d := ops.get("/v1/ops/dashboard", params={"region": "华东"}).json())
+                       and east(d) == east(before) + 2 and d)
+    assert after["filters"]["region"] == "华东"
+    nowhere = ops.get("/v1/ops/dashboard", params={"region": "火星"}).json()
+    assert east(nowhere) == 0
 
 
 def test_the_dashboard_page_draws_its_charts(stack):

@@ -334,3 +334,14 @@ async def test_a_new_lead_is_acknowledged_to_the_customer_at_once_through_its_so
     [ack] = received
     assert ack["type"] == "customer_ack" and ack["event_id"] == "e-p1-1" and ack["channel"] == "web"
     assert ack["text"] == "您好，您的专属顾问王芳将于11月3日 10:00前与您联系。" and task.consultant_id == "c1"
+
+
+async def test_the_timer_counts_open_tasks_per_queue_for_the_gauge(db):
+    from prometheus_client import REGISTRY
+
+    clock = Clock(T0)
+    service = await notify_service(db, clock)
+    for n in range(3):
+        await service.on_score_changed(scored(f"g{n}", 1, Grade.B, None))
+    await service.on_timer(T0 + timedelta(minutes=1))  # the first run counts
+    assert REGISTRY.get_sample_value("leadflow_open_tasks", {"tenant": TENANT, "queue": "sales"}) == 3

@@ -50,3 +50,14 @@ def test_the_spend_file_names_a_bad_amount(tmp_path):
     bad.write_text('[tenants.demo]\n"cmp-1" = -5\n', encoding="utf-8")
     with pytest.raises(SpendError, match="tenants.demo.cmp-1"):
         load_spend(bad)
+
+
+def test_stage_ages_are_medians_in_days_per_stage():
+    from datetime import UTC, datetime, timedelta
+
+    from services.gateway.dashboard import stage_ages
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    entries = [(Stage.LEAD, now - timedelta(days=d)) for d in (1, 2, 9)] + [(Stage.OPPORTUNITY, now - timedelta(hours=12))]
+    assert stage_ages(entries, now) == {"lead": 2.0, "opportunity": 0.5}
+    assert stage_ages([], now) == {}

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from leadflow.runtime.dead_letter_tail import latest_dead_letters
 from leadflow.runtime.lag import LagCollector
 from schemas.leads import Stage
-from services.gateway.dashboard import campaigns, conversions, percentile, reached
+from services.gateway.dashboard import campaigns, conversions, percentile, reached, stage_ages
 from services.gateway.deps import Ops, ServicesDep
 from services.leads.domain.stages import MAIN_PATH
 
@@ -48,11 +48,18 @@ Filter = Annotated[str | None, Query(min_length=1, max_length=64)]
 @router.get("/v1/ops/dashboard")
 async def ops_dashboard(request: Request, caller: Ops, services: ServicesDep,
                         hours: Annotated[int, Query(ge=1, le=24 * 35)] = 24, store: Filter = None,
-                        channel: Filter = None, product: Filter = None) -> dict[str, Any]:
-    """Everything the ops dashboard draws, in one read; `store`, `channel` and `product` narrow the funnel."""
+                        region: Filter = None, channel: Filter = None, product: Filter = None) -> dict[str, Any]:
+    """Everything the ops dashboard draws, in one read; `store`, `region` (the stores the notify routing
+    policy maps to it), `channel` and `product` (brand or product line) narrow the funnel."""
     tenant = caller.tenant_id
     sources: DashboardSources = request.app.state.dashboard
-    counts = await services.leads.funnel(tenant, store_id=store, channel=channel, product=product)
+    stores = [store] if store else None
+    if region:
+        regions = services.notify.policies.for_tenant(tenant).routing.store_regions
+        stores = [s for s, r in regions.items() if r == region and (store is None or s == store)]
+    drill = {"store_ids": stores, "channel": channel, "product": product}
+    counts = await services.leads.funnel(tenant, **drill)
+    now = datetime.now(UTC)
     reach = reached(counts, MAIN_PATH)
     rows = await services.leads.source_quality(tenant, hours=hours)
     latencies = await services.notify.latencies(tenant, hours)
@@ -60,14 +67,15 @@ async def ops_dashboard(request: Request, caller: Ops, services: ServicesDep,
     letters = await asyncio.to_thread(latest_dead_letters, sources.bootstrap, sources.dead_letter_topics)
     judged = sum(p.sla_due for p in board)
     return {
-        "tenant_id": tenant, "hours": hours, "generated_at": datetime.now(UTC),
-        "filters": {"store": store, "channel": channel, "product": product},
+        "tenant_id": tenant, "hours": hours, "generated_at": now,
+        "filters": {"store": store, "region": region, "channel": channel, "product": product},
         "stream": sources.stream(),
         "latency": {"n": len(latencies), "p50_s": percentile(latencies, 50), "p90_s": percentile(latencies, 90),
                     "p99_s": percentile(latencies, 99)},
         "funnel": [{"stage": s, "count": counts.get(s, 0), "reached": n} for s, n in reach],
         "off_path": [{"stage": s, "count": counts.get(s, 0)} for s in Stage if s not in MAIN_PATH],
         "conversions": conversions(reach),
+        "stage_age_days": stage_ages(await services.leads.stage_entries(tenant, **drill), now),
         "sources": [{"dimension": r.dimension, "value": r.value, "total": r.counts.total, "valid": r.counts.valid,
                      "junk_rate": round(r.counts.junk_rate, 4), "suspect_rate": round(r.counts.suspect_rate, 4),
                      "bad_rate": round(r.counts.bad_rate, 4), "alerting": r.alerting} for r in rows[:15]],

@@ -139,19 +139,33 @@ class LeadRepository:
         cursor = self.leads.find(query, {"recent_event_ids": 0}).sort("last_seen_at", DESCENDING).limit(limit)
         return [_to_lead(doc) async for doc in cursor]
 
-    async def stage_counts(self, tenant_id: str, *, store_id: str | None = None, channel: str | None = None,
-                           product: str | None = None) -> dict[Stage, int]:
-        """Persons per lifecycle stage, optionally of one store, last channel or product (the drill-down)."""
+    @staticmethod
+    def _drill(tenant_id: str, store_ids: list[str] | None, channel: str | None, product: str | None) -> dict[str, Any]:
         match: dict[str, Any] = {"tenant_id": tenant_id, "merged_into": {"$exists": False}, "life": {"$exists": True}}
-        for key, value in (("store_id", store_id), ("last_trigger.channel", channel), ("product", product)):
+        if store_ids is not None:
+            match["store_id"] = {"$in": store_ids}
+        for key, value in (("last_trigger.channel", channel), ("product", product)):
             if value is not None:
                 match[key] = value
+        return match
+
+    async def stage_counts(self, tenant_id: str, *, store_ids: list[str] | None = None, channel: str | None = None,
+                           product: str | None = None) -> dict[Stage, int]:
+        """Persons per lifecycle stage, optionally of some stores, a last channel or a product (the drill-down)."""
+        match = self._drill(tenant_id, store_ids, channel, product)
         pipeline = [
             {"$match": match},
             {"$group": {"_id": "$stage", "n": {"$sum": 1}}},
         ]
         cursor = await self.leads.aggregate(pipeline)
         return {Stage(doc["_id"]): doc["n"] async for doc in cursor}
+
+    async def stage_entries(self, tenant_id: str, *, store_ids: list[str] | None = None, channel: str | None = None,
+                            product: str | None = None, limit: int = 50_000) -> list[tuple[Stage, datetime]]:
+        """(stage, when the person entered it) of the tenant's persons, for how long they sit in each stage."""
+        cursor = self.leads.find(self._drill(tenant_id, store_ids, channel, product), {"stage": 1, "life.entered_at": 1})
+        return [(Stage(d["stage"]), d["life"]["entered_at"]) async for d in cursor.limit(limit)
+                if d.get("life", {}).get("entered_at") is not None]
 
     async def transitions_of(self, tenant_id: str, one_id: str) -> list[dict[str, Any]]:
         cursor = self.transitions.find({"tenant_id": tenant_id, "one_id": one_id}, {"_id": 0, "tenant_id": 0})

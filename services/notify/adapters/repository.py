@@ -159,6 +159,14 @@ class NotifyRepository:
                 found[cid] = {"wecom_userid": doc.get("wecom_userid"), "email": doc.get("email"), "name": doc.get("name")}
         return found
 
+    async def open_task_counts(self) -> dict[tuple[str, str], int]:
+        """Open tasks per tenant and queue (every tenant: the timer's gauge; it scans, so it runs seldom)."""
+        cursor = await self.tasks.aggregate([
+            {"$match": {"status": TaskStatus.OPEN.value}},
+            {"$group": {"_id": {"tenant": "$tenant_id", "queue": "$queue"}, "n": {"$sum": 1}}},
+        ])
+        return {(d["_id"]["tenant"], d["_id"].get("queue") or "sales"): d["n"] async for d in cursor}
+
     async def managers_of(self, tenant_id: str, store_id: str | None) -> list[str]:
         if not store_id:
             return []
