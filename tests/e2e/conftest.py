@@ -19,6 +19,7 @@ KEYS = {
     "consultant": "e2e-consultant-a",
     "other_ops": "e2e-ops-key-bbbb",
     "other_ingest": "e2e-ingest-key-b",
+    "fuzz_admin": "e2e-admin-key-fz",  # a tenant of its own: fuzzed writes touch nobody else's data
 }
 
 
@@ -78,6 +79,7 @@ def stack(infra):
             f"{KEYS['consultant']}={tenant}:consultant:c-e2e-1",
             f"{KEYS['other_ops']}={other}:ops",
             f"{KEYS['other_ingest']}={other}:ingest",
+            f"{KEYS['fuzz_admin']}=f{run}:admin",
         ]),
     }
     down(config, say=lambda line: None)  # leftovers of an interrupted run

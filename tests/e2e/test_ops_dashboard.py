@@ -41,7 +41,7 @@ def test_the_dashboard_shows_the_stream_and_the_business_of_the_callers_tenant_o
     board = eventually(ready, timeout_s=60)
     assert [f["stage"] for f in board["funnel"]][:4] == ["anonymous", "follower", "contact", "lead"]
     assert next(c for c in board["conversions"] if c["to_stage"] == "opportunity")["rate"] == 0.0
-    assert board["latency"]["p50_s"] <= board["latency"]["p99_s"] < 60
+    assert 0 <= board["latency"]["p50_s"] <= board["latency"]["p90_s"] <= board["latency"]["p99_s"]
     assert "c-dash-1" in {p["consultant_id"] for p in board["leaderboard"]}
     mine = next(c for c in board["campaigns"] if c["campaign"] == campaign)
     assert (mine["valid"], mine["spend"], mine["cost_per_valid"]) == (3, None, None)
