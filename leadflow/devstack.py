@@ -216,6 +216,14 @@ def kafka_ready(bootstrap: str) -> bool:
         admin.close()
 
 
+def cluster_id() -> str:
+    """A random KRaft cluster id (a UUID in URL-safe base64). One in 64 of those starts with "-", which the
+    storage tool's argument parser takes for an option ("expected one argument"): draw again."""
+    while (candidate := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
+        pass
+    return candidate
+
+
 def start_kafka(config: StackConfig, procs: Processes) -> bool:
     lib = config.installed / "kafka" / "lib"
     if not any(lib.glob("kafka_2.13-*.jar")):
@@ -231,8 +239,7 @@ def start_kafka(config: StackConfig, procs: Processes) -> bool:
     if not (data / "meta.properties").exists() and not procs.pid("kafka"):
         data.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "-t", base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode(),
-             "-c", str(props)], capture_output=True, text=True,
+            [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(props)], capture_output=True, text=True,
         )
         if result.returncode != 0:
             raise StackError(f"Kafka storage format failed (step: kafka.tools.StorageTool format): {result.stderr[-800:]}")

@@ -32,3 +32,14 @@ def test_settings_come_from_the_environment_and_are_frozen(monkeypatch):
     assert LeadsSettings().web_port == 6102  # no secrets needed where no identifier is read raw
     with pytest.raises(ValidationError):
         identity.web_port = 1
+
+
+def test_a_kraft_cluster_id_never_starts_like_an_option():
+    # One in 64 random ids starts with "-", and the storage tool then fails to format (seen in CI).
+    import base64
+
+    from leadflow.devstack import cluster_id
+
+    ids = [cluster_id() for _ in range(2000)]
+    assert not any(i.startswith("-") for i in ids) and len(set(ids)) == len(ids)
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
