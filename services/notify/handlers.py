@@ -338,6 +338,10 @@ class NotifyService:
     async def deliver(self, now: datetime | None = None) -> Handled:
         return await self.pusher.deliver(now)
 
+    def stores_in_region(self, tenant_id: str, region: str) -> list[str]:
+        """The stores the tenant's routing policy puts in a region (the dashboard's region drill-down)."""
+        return sorted(s for s, r in self.policies.for_tenant(tenant_id).routing.store_regions.items() if r == region)
+
     async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
         return await self.repo.task(tenant_id, task_id)
 

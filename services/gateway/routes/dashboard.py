@@ -55,8 +55,7 @@ async def ops_dashboard(request: Request, caller: Ops, services: ServicesDep,
     sources: DashboardSources = request.app.state.dashboard
     stores = [store] if store else None
     if region:
-        regions = services.notify.policies.for_tenant(tenant).routing.store_regions
-        stores = [s for s, r in regions.items() if r == region and (store is None or s == store)]
+        stores = [s for s in services.notify.stores_in_region(tenant, region) if store is None or s == store]
     drill = {"store_ids": stores, "channel": channel, "product": product}
     counts = await services.leads.funnel(tenant, **drill)
     now = datetime.now(UTC)

@@ -47,6 +47,7 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
+from services.notify.domain.keys import check_keys
 from services.notify.domain.delivery import DeliveryError, parse_quiet_hours
 from services.notify.domain.pool import PoolError, PoolPolicy
 from services.notify.domain.repurchase import RepurchaseError, RepurchasePolicy
@@ -69,10 +70,7 @@ class Escalation:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Escalation:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise NotifyPolicyError(f"escalation: unknown keys {', '.join(sorted(map(str, unknown)))}")
+        check_keys(data, (f.name for f in fields(cls)), "escalation", NotifyPolicyError)
         for key in ("manager", "reassign"):
             if key in data and not isinstance(data[key], bool):
                 raise NotifyPolicyError(f"escalation.{key}: true or false")
@@ -102,9 +100,8 @@ class DeliveryPolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> DeliveryPolicy:
-        unknown = set(data) - {"channels", "webhook_url", "quiet_hours", "max_per_hour", "acknowledge_url"}
-        if unknown:
-            raise NotifyPolicyError(f"delivery: unknown keys {', '.join(sorted(map(str, unknown)))}")
+        check_keys(data, ("channels", "webhook_url", "quiet_hours", "max_per_hour", "acknowledge_url"), "delivery",
+                   NotifyPolicyError)
         channels = tuple(data.get("channels", cls.channels))
         bad = [c for c in channels if c not in CHANNEL_NAMES]
         if bad:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.notify.domain.keys import check_keys
+
 
 class PoolError(ValueError):
     pass
@@ -24,10 +26,7 @@ class PoolPolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PoolPolicy:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise PoolError(f"pool: unknown keys {', '.join(sorted(map(str, unknown)))}")
+        check_keys(data, (f.name for f in fields(cls)), "pool", PoolError)
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key == "enabled":

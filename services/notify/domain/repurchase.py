@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.notify.domain.keys import check_keys
 from schemas.touchpoints import EventType
 
 PURCHASES = frozenset({EventType.PURCHASE_COMPLETED, EventType.ORDER_PLACED})
@@ -26,9 +27,7 @@ class RepurchasePolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RepurchasePolicy:
-        unknown = set(data) - {"cycles", "remind_days_before"}
-        if unknown:
-            raise RepurchaseError(f"repurchase: unknown keys {', '.join(sorted(map(str, unknown)))}")
+        check_keys(data, ("cycles", "remind_days_before"), "repurchase", RepurchaseError)
         cycles = data.get("cycles", {})
         if not isinstance(cycles, Mapping):
             raise RepurchaseError("repurchase.cycles: a table of product = days")

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from schemas.leads import LeadSnapshot
+from services.notify.domain.keys import check_keys
 
 
 class RoutingError(ValueError):
@@ -82,9 +83,7 @@ class RoutingPolicy:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RoutingPolicy:
         known = {"rules", "strategy", "performance_weight", "owner_protection_days", "store_regions"}
-        unknown = set(data) - known
-        if unknown:
-            raise RoutingError(f"routing: unknown keys {', '.join(sorted(map(str, unknown)))}")
+        check_keys(data, known, "routing", RoutingError)
         kwargs: dict[str, Any] = {}
         try:
             if "rules" in data:
@@ -108,9 +107,7 @@ def _rule(data: Mapping[str, Any], n: int) -> Rule:
     known = {"name", "scope", "stores", "regions", "products", "grades", "skills"}
     if not isinstance(data, Mapping) or "name" not in data:
         raise ValueError(f"rules[{n}]: a table with a name")
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"rules[{n}]: unknown keys {', '.join(sorted(unknown))}")
+    check_keys(data, known, f"rules[{n}]")
     sets = {k: frozenset(map(str, data.get(k, ()))) for k in ("stores", "regions", "products", "grades", "skills")}
     return Rule(str(data["name"]), Scope(data.get("scope", "store")), **sets)
 

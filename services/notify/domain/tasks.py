@@ -11,6 +11,7 @@ from typing import Any
 from schemas.leads import CollisionResolution, LeadSnapshot, Route, Stage, Verdict
 from schemas.scores import Grade, ScoreChanged
 from schemas.touchpoints import EventType
+from services.notify.domain.keys import check_keys
 from services.notify.domain.routing import Assignment, Consultant, RoutingPolicy, route
 
 _TASK_NS = uuid.UUID("a54f3b0c-9a8e-4c7d-b1f2-6e0d3c2b1a99")
@@ -49,10 +50,7 @@ class Triggers:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Triggers:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise TriggerError(f"triggers: unknown keys {', '.join(sorted(unknown))}")
+        check_keys(data, cls.__dataclass_fields__, "triggers", TriggerError)
         kwargs: dict[str, Any] = {}
         try:
             for key in ("new_lead", "reactivated", "replacement", "verification"):

@@ -15,7 +15,8 @@ tenants:
     fit: {cities: [上海市, 苏州市]}
 ```
 
-Pure: parsing and validation only; reading files happens in `load_book`, called by the bootstrap.
+Parsing and validation are pure; files are read only by `builtin`, `load_rules` and `load_book`, which the
+bootstrap calls at startup.
 """
 
 from __future__ import annotations
