@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 VAR := $(CURDIR)/var
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: setup browser up down status demo lint test test-unit test-integration test-e2e bench schemas clean
+.PHONY: setup browser up down status demo lint test test-unit test-integration test-e2e bench chaos soak schemas clean
 
 setup: $(VENV)/.installed $(VAR)/kafka/lib/.resolved $(VAR)/bin/ferretdb deploy/web/node_modules/.installed browser
 
@@ -69,6 +69,11 @@ test-integration: setup
 
 test-e2e: setup
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/e2e
+
+# The crash test at full length: SIGKILLs every worker three times, the broker and the store once, during a
+# stream with duplicated event ids; prints the counts and fails on any loss or duplicate (tests/chaos).
+chaos: setup
+	$(BIN)/python -m tests.chaos
 
 bench: setup
 	$(BIN)/pip install -q -c requirements.lock -e '.[test,bench]'

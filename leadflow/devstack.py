@@ -287,7 +287,8 @@ def index_ferretdb_ids(data_dir: Path) -> list[str]:
 def start_worker(config: StackConfig, procs: Processes, name: str, env: dict[str, str]) -> bool:
     port = config.worker_ports[name]
     service = name.split("-")[0]
-    env = {**env, "LEADFLOW_DATA_DIR": str(config.var / "faust" / name)}
+    # The worker's name is stable across restarts and unique in its consumer group: static membership.
+    env = {**env, "LEADFLOW_DATA_DIR": str(config.var / "faust" / name), "LEADFLOW_GROUP_INSTANCE_ID": name}
     return procs.start(name, [sys.executable, "-m", f"services.{service}", "--web-port", str(port)], env,
                        lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 120)
 

@@ -54,3 +54,10 @@ class WorkerSettings(CommonSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     data_dir: str = "var/faust/{conf.id}"
+    # Static group membership (KIP-345): a worker that comes back under the same instance id gets its
+    # partitions back at once, with no rebalance, instead of after the dead member's session timeout.
+    # Set it only where the id is stable across restarts (the local stack's worker names, a
+    # StatefulSet's pod names); two live workers must never share one.
+    group_instance_id: str | None = None
+    # How long the broker waits for a silent worker before giving its partitions to the others.
+    session_timeout_s: float = Field(default=20.0, ge=6.0, le=90.0)

@@ -42,6 +42,9 @@ def make_app(service: str, settings: WorkerSettings) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
+        consumer_group_instance_id=settings.group_instance_id,
     )
 
     @app.page("/metrics")

@@ -7,7 +7,9 @@ consultants; report their performance."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -37,6 +39,8 @@ from services.notify.pushing import Pusher
 # Outcomes after which there is nothing left to follow up on this task.
 CLOSING_OUTCOMES = frozenset({Outcome.WON, Outcome.LOST, Outcome.ORDERED, Outcome.INVALID_NUMBER})
 CONVERTING_OUTCOMES = frozenset({Outcome.WON, Outcome.ORDERED})
+log = logging.getLogger(__name__)
+
 GAUGE_EVERY = 10  # timer runs between two counts of open tasks (a scan of the open tasks)
 ACKNOWLEDGED = frozenset({"new_valid_lead"})  # the customer hears back at once only for a lead we trust
 
@@ -97,9 +101,17 @@ class NotifyService:
         tenant = change.tenant_id
         one_id, slot = await self.repo.resolve(tenant, change.one_id)  # a merged person's change: the survivor's
         tid = task_id(tenant, one_id, change.trigger.event_id)
-        if slot is not None and slot.get("open_task_id") == tid:  # a replay of the change that created it
+        if slot is not None and slot.get("open_task_id") == tid:
             doc = await self.repo.task(tenant, tid)
-            return Handled([Outgoing(TASKS_EVENTS, one_id, TaskCreated.model_validate(doc["event"]))])
+            if doc is not None and doc.get("signals", [None])[0] == change.change_id:
+                # A replay of the change that created the task: send the task again only if the broker never
+                # acknowledged it. Sending it again regardless closed a loop (leads and scoring also answer a
+                # replay by sending again) that went round for ever once a task had a consultant.
+                if doc.get("announced") or doc["status"] != TaskStatus.OPEN.value:
+                    return Handled()
+                return Handled([Outgoing(TASKS_EVENTS, one_id, TaskCreated.model_validate(doc["event"]))],
+                               after_emit=lambda: self.repo.mark_announced(tenant, tid))
+            # Otherwise a later change with the same trigger (the assignment's, say): decided below.
         policy = self.policies.for_tenant(tenant)
         await self._remember_purchase(tenant, one_id, change, policy)
         open_ids = open_task_ids(slot)
@@ -113,10 +125,11 @@ class NotifyService:
         if not decision.create:
             await self._refresh(tenant, open_ids[0], change, decision.reason, decision.detail, policy, now)
             return Handled()
-        return Handled(await self._open_task(
+        out = await self._open_task(
             tenant, one_id, tid, lead=change.lead, grade=change.grade, score=change.score, reason=decision.reason,
             detail=decision.detail, trigger_event_id=change.trigger.event_id, occurred_at=change.trigger.occurred_at,
-            signal_id=change.change_id, policy=policy, now=now, source_channel=change.trigger.channel))
+            signal_id=change.change_id, policy=policy, now=now, source_channel=change.trigger.channel)
+        return Handled(out, after_emit=(lambda: self.repo.mark_announced(tenant, tid)) if out else None)
 
     async def _open_task(self, tenant: str, one_id: str, tid: str, *, lead: LeadSnapshot, grade: Grade, score: float,
                          reason: str, detail: str, trigger_event_id: str, occurred_at: datetime, signal_id: str,
@@ -283,11 +296,19 @@ class NotifyService:
 
     async def _count_open_tasks(self) -> None:
         counts = await self.repo.open_task_counts()
-        for (tenant, queue), n in counts.items():
+        per_queue: Counter[tuple[str, str]] = Counter()
+        per_consultant: Counter[tuple[str, str]] = Counter()
+        for (tenant, queue, consultant), n in counts.items():
+            per_queue[tenant, queue] += n
+            if consultant:
+                per_consultant[tenant, consultant] += n
+        for (tenant, queue), n in per_queue.items():
             metrics.OPEN_TASKS.labels(tenant, queue).set(n)
-        for (tenant, queue) in self._gauged - set(counts):
+        for (tenant, queue) in self._gauged - set(per_queue):
             metrics.OPEN_TASKS.labels(tenant, queue).set(0)  # emptied since the last count
-        self._gauged = set(counts)
+        self._gauged = set(per_queue)
+        if fixed := await self.repo.repair_open_task_counts(per_consultant):
+            log.info("notify: corrected the open-task count of %d consultants", fixed)
 
     async def _breached(self, task: dict[str, Any], now: datetime) -> None:
         tenant = task["tenant_id"]

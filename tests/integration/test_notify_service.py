@@ -345,3 +345,36 @@ async def test_the_timer_counts_open_tasks_per_queue_for_the_gauge(db):
         await service.on_score_changed(scored(f"g{n}", 1, Grade.B, None))
     await service.on_timer(T0 + timedelta(minutes=1))  # the first run counts
     assert REGISTRY.get_sample_value("leadflow_open_tasks", {"tenant": TENANT, "queue": "sales"}) == 3
+
+
+async def test_a_task_is_sent_again_only_while_the_broker_has_not_acknowledged_it(db):
+    """Leads and scoring answer a replay by sending their last change again; if notify did the same for
+    every change that names the task's trigger, tasks.events → leads → scoring → notify went round for
+    ever. Notify sends a task again only for a replay of the change that made it, before the ack."""
+    clock = Clock(T0)
+    service = await notify_service(db, clock)
+    change = scored("loop", 1, Grade.B, None)
+    first = await service.on_score_changed(change)
+    [task] = created(first)
+    replayed = await service.on_score_changed(change)  # the worker died before the broker acknowledged
+    assert created(replayed) == [task]
+    await replayed.after_emit()  # acknowledged this time
+    assert created(await service.on_score_changed(change)) == []
+    # The change the assignment causes names the same trigger, but it is another change: no task again.
+    assignment = change.model_copy(update={"change_id": "g-loop-1-assignment", "score": 41.0})
+    assert created(await service.on_score_changed(assignment)) == []
+    assert len(await service.tasks(tenant_id=TENANT, consultant_id=None, status=None, one_id="loop")) == 1
+
+
+async def test_the_timer_repairs_a_consultants_load_that_a_crash_left_wrong(db):
+    clock = Clock(T0)
+    service = await notify_service(db, clock)
+    for n in range(3):
+        await service.on_score_changed(scored(f"load{n}", 1, Grade.B, None))
+    owners = [t["consultant_id"] for t in await service.tasks(tenant_id=TENANT, consultant_id=None, status=None)]
+    # A worker killed between a task's insert and the increment of its consultant's load:
+    await service.repo.count_open_task(TENANT, owners[0], -1)
+    await service.upsert_consultant(tenant_id=TENANT, consultant_id="m1", fields={"open_tasks": 7})
+    await service.on_timer(T0 + timedelta(minutes=1))  # the first run counts
+    loads = {c.consultant_id: c.open_tasks for c in await service.repo.consultants_with_load(TENANT)}
+    assert loads == {cid: owners.count(cid) for cid in ("c1", "c2", "m1")}

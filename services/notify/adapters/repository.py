@@ -122,6 +122,11 @@ class NotifyRepository:
         """Store a new task; False if it exists already (a replay)."""
         return await insert_once(self.tasks, doc)
 
+    async def mark_announced(self, tenant_id: str, task_id: str) -> None:
+        """The broker has the task's TaskCreated: a replay of the change that made it sends nothing."""
+        if await find_owned(self.tasks, tenant_id, task_id) is not None:  # {_id} alone: see find_owned
+            await self.tasks.update_one({"_id": task_id}, {"$set": {"announced": True}})
+
     async def take_slot(self, tenant_id: str, one_id: str, task_id: str) -> dict[str, Any] | None:
         """Name `task_id` the person's open task; returns the slot as it was (None: there was none)."""
         return await self._set_slot(tenant_id, one_id, {"open_task_id": task_id, "last_task_id": task_id})
@@ -159,13 +164,30 @@ class NotifyRepository:
                 found[cid] = {"wecom_userid": doc.get("wecom_userid"), "email": doc.get("email"), "name": doc.get("name")}
         return found
 
-    async def open_task_counts(self) -> dict[tuple[str, str], int]:
-        """Open tasks per tenant and queue (every tenant: the timer's gauge; it scans, so it runs seldom)."""
+    async def open_task_counts(self) -> dict[tuple[str, str, str | None], int]:
+        """Open tasks per tenant, queue and consultant (every tenant: the timer's gauge and the repair of
+        the consultants' load; it scans, so it runs seldom)."""
         cursor = await self.tasks.aggregate([
             {"$match": {"status": TaskStatus.OPEN.value}},
-            {"$group": {"_id": {"tenant": "$tenant_id", "queue": "$queue"}, "n": {"$sum": 1}}},
+            {"$group": {"_id": {"tenant": "$tenant_id", "queue": "$queue", "consultant": "$consultant_id"},
+                        "n": {"$sum": 1}}},
         ])
-        return {(d["_id"]["tenant"], d["_id"].get("queue") or "sales"): d["n"] async for d in cursor}
+        return {(d["_id"]["tenant"], d["_id"].get("queue") or "sales", d["_id"].get("consultant")): d["n"]
+                async for d in cursor}
+
+    async def repair_open_task_counts(self, counted: dict[tuple[str, str], int]) -> int:
+        """Set each consultant's `open_tasks` to the count of their open tasks where the two differ.
+
+        The load is kept by `$inc` as tasks open and close, and a worker killed between a task's insert
+        and its increment skips the increment on the replay (the task exists): the count drifts low.
+        This recount bounds the drift to one gauge period. Returns the consultants corrected."""
+        fixed = 0
+        async for doc in self.consultants.find({}, {"tenant_id": 1, "consultant_id": 1, "open_tasks": 1}):
+            want = counted.get((doc["tenant_id"], doc["consultant_id"]), 0)
+            if doc.get("open_tasks", 0) != want:
+                await self.consultants.update_one({"_id": doc["_id"]}, {"$set": {"open_tasks": want}})
+                fixed += 1
+        return fixed
 
     async def managers_of(self, tenant_id: str, store_id: str | None) -> list[str]:
         if not store_id:
