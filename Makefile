@@ -75,8 +75,14 @@ test-e2e: setup
 chaos: setup
 	$(BIN)/python -m tests.chaos
 
+# An hour at half the sustained rate through the running stack (`make up` first): memory of every
+# process at start and end (growth <= 10%) and restarts (bench/soak.py).
+soak: setup
+	$(BIN)/python -m bench.soak
+
 bench: setup
 	$(BIN)/pip install -q -c requirements.lock -e '.[test,bench]'
+	$(BIN)/python -m bench.ceiling
 	$(BIN)/python -m bench.matching_quality
 	$(BIN)/python -m bench.store_ops
 	$(BIN)/python -m bench.pipeline

@@ -26,6 +26,13 @@ PROCESSING_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+STORE_SECONDS = Histogram(
+    "leadflow_store_seconds",
+    "Round trip of one store command, by command and collection (where a worker's time goes)",
+    ["service", "command", "collection"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+
 
 # ---- identity ------------------------------------------------------------------------------------
 IDENTIFIERS_REJECTED = Counter(

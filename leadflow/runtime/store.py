@@ -6,14 +6,42 @@ multi-document transactions nor change streams.
 
 from __future__ import annotations
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, ConnectionFailure, DuplicateKeyError
 
+from leadflow.runtime import metrics
 from leadflow.runtime.settings import CommonSettings
 
 # Errors that mean "the store is away for now": retry, never dead-letter.
 TRANSIENT_STORE_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure,)
+
+
+class CommandTimer(monitoring.CommandListener):
+    """Times every command into `leadflow_store_seconds`: which collection and command a worker waits
+    on, measured where it happens rather than guessed (the store is the bottleneck on FerretDB)."""
+
+    _COLLECTION_COMMANDS = frozenset({"find", "insert", "update", "delete", "aggregate", "count", "findAndModify",
+                                      "distinct", "createIndexes", "create", "drop"})
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._started: dict[tuple[int, int], tuple[str, str]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        collection = event.command.get(name) if name in self._COLLECTION_COMMANDS else None
+        self._started[event.request_id, event.operation_id or 0] = (name, collection if isinstance(collection, str) else "")
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._observe(event)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._observe(event)
+
+    def _observe(self, event) -> None:
+        name, collection = self._started.pop((event.request_id, event.operation_id or 0), (event.command_name, ""))
+        metrics.STORE_SECONDS.labels(self.service, name, collection).observe(event.duration_micros / 1e6)
 
 
 def connect(settings: CommonSettings, *, app_name: str) -> tuple[AsyncMongoClient, AsyncDatabase]:
@@ -23,6 +51,7 @@ def connect(settings: CommonSettings, *, app_name: str) -> tuple[AsyncMongoClien
         tz_aware=True,
         serverSelectionTimeoutMS=5_000,
         retryWrites=False,  # FerretDB v1 does not support retryable writes
+        event_listeners=[CommandTimer(app_name)],
     )
     return client, client[settings.mongo_db]
 
