@@ -121,10 +121,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
 
     @app.middleware("http")
-    async def limit_and_measure(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413)
+    async def measure(request: Request, call_next):
+        # The body size limit is the outermost layer (services/gateway/body_limit.py), outside this app.
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

@@ -42,6 +42,22 @@ def test_batch_limits_and_malformed_bodies(stack):
     assert r.status_code == 422 and "events" in r.text
 
 
+def test_a_body_over_the_size_limit_is_refused_with_or_without_a_declared_length(stack):
+    ingest = stack.client("ingest")
+    big = b'{"events": [' + b" " * (6 * 1024 * 1024) + b"]}"  # over the 5 MiB default
+    assert ingest.post("/v1/events", content=big, headers={"content-type": "application/json"}).status_code == 413
+
+    def chunks():  # chunked transfer: no Content-Length to look at
+        yield b'{"events": ['
+        for _ in range(7 * 1024):
+            yield b" " * 1024
+        yield b"]}"
+
+    r = ingest.post("/v1/events", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "bytes" in r.json()["detail"]
+    assert ingest.get("/healthz").status_code == 200  # and it still answers
+
+
 def test_a_key_over_its_ingest_limit_gets_429_with_retry_after(stack):
     """The e2e API allows 100 events/s with a burst of 600 per key (tests/e2e/conftest.py): refilling
     the 200 tokens the second request lacks takes two seconds, far more than the requests take."""
