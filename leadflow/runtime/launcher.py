@@ -48,7 +48,7 @@ def bootstrap(definition: ServiceDefinition, settings: WorkerSettings) -> faust.
     app = make_app(definition.name, settings)
     _, db = store.connect(settings, app_name=definition.name)
     add_readiness(app, definition.name, db)
-    definition.register(Channels(app, definition.name, settings.topic_prefix), definition.build(settings, db))
+    definition.register(Channels(app, definition.name, settings.topic_prefix, bootstrap=settings.kafka_bootstrap), definition.build(settings, db))
     return app
 
 

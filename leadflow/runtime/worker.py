@@ -81,10 +81,11 @@ def add_readiness(app: faust.App, service: str, db) -> None:
 class Channels:
     """The topics one service reads and writes, bound to its app; raw bytes in and out."""
 
-    def __init__(self, app: faust.App, service: str, prefix: str) -> None:
+    def __init__(self, app: faust.App, service: str, prefix: str, *, bootstrap: str = "") -> None:
         self.app = app
         self.service = service
         self.prefix = prefix
+        self.bootstrap = bootstrap  # for the partition counts of `ownership`; empty in tests without a broker
 
     def source(self, spec: TopicSpec) -> faust.TopicT:
         return self.app.topic(spec.qualified(self.prefix), key_serializer="raw", value_serializer="raw")
@@ -116,6 +117,14 @@ class Channels:
                     decode=decode,
                     handle=handle,
                 )
+
+    def ownership(self, spec: TopicSpec) -> Callable[[str], bool]:
+        """The keys this worker's timers may act on: those of `spec`'s partitions assigned to it."""
+        from leadflow.runtime.ownership import PartitionOwnership, partition_count
+
+        topic = spec.qualified(self.prefix)
+        count = partition_count(self.bootstrap, topic) if self.bootstrap else None
+        return PartitionOwnership(self.app.consumer, topic, count).owns
 
     def every(self, seconds: float, handle: Callable[[], Awaitable[Handled]], *, name: str) -> None:
         """Run `handle` every `seconds` and emit what it returns. A failed run is logged and counted;

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
+from leadflow.runtime.ownership import OVERFETCH, Owns, everything
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit, TouchpointIdentified
 from schemas.leads import LeadUpdated, Stage, Verdict
 from schemas.tasks import TaskCreated, TaskOutcomeRecorded
@@ -49,6 +50,7 @@ class LeadService:
                  sources: SourceStats, policies: LeadPolicyBook, *, timer_batch: int = 500,
                  timer_interval_s: float = 30.0) -> None:
         self.repo = repo
+        self.owns: Owns = everything  # the timer's persons; one worker of several: its partitions' (bootstrap)
         self.timeline = timeline
         self.velocity = velocity
         self.bad_phones = bad_phones
@@ -204,7 +206,8 @@ class LeadService:
         now = now or datetime.now(UTC)
         outgoing: list[Outgoing] = []
         async with self._writing:
-            for lead in await self.repo.due(now, self.timer_batch):
+            due = [lead for lead in await self.repo.due(now, self.timer_batch * OVERFETCH) if self.owns(lead.one_id)]
+            for lead in due[:self.timer_batch]:
                 policy = self.policies.for_tenant(lead.tenant_id)
                 applied = tick(lead, policy, now)
                 await self._save(applied if applied.new else Applied(lead), policy, now)

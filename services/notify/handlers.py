@@ -16,6 +16,7 @@ from typing import Any
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
+from leadflow.runtime.ownership import OVERFETCH, Owns, everything
 from leadflow.sdk import EventProducer
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.leads import LeadSnapshot, Owner, Stage, Verdict
@@ -73,6 +74,7 @@ class NotifyService:
         inbox_url: str | None = None,
     ) -> None:
         self.repo = repo
+        self.owns: Owns = everything  # the timer's persons; one worker of several: its partitions' (bootstrap)
         self.outbox = outbox
         self.policies = policies or NotifyPolicyBook()
         self.channels = channels if channels is not None else {}
@@ -278,21 +280,25 @@ class NotifyService:
         outgoing: list[Outgoing] = []
         async with self._writing:
             now = now or self._clock()
-            for task in await self.repo.overdue(now, self.timer_batch):
+            for task in self._mine(await self.repo.overdue(now, self.timer_batch * OVERFETCH)):
                 await self._breached(task, now)
             # The shortest pool period of any tenant bounds the query; each tenant's own is checked below.
             shortest = min([self.policies.default.pool.return_after_days,
                             *(p.pool.return_after_days for p in self.policies.tenants.values())])
-            for task in await self.repo.unanswered(now - timedelta(days=shortest), self.timer_batch):
+            for task in self._mine(await self.repo.unanswered(now - timedelta(days=shortest), self.timer_batch * OVERFETCH)):
                 policy = self.policies.for_tenant(task["tenant_id"])
                 if returns_to_pool(task, now, policy.pool):
                     await self._to_pool(task, now)
-            for reminder in await self.repo.due_reminders(now, self.timer_batch):
+            for reminder in self._mine(await self.repo.due_reminders(now, self.timer_batch * OVERFETCH)):
                 outgoing += await self._remind(reminder, now)
         if self._timer_runs % GAUGE_EVERY == 0:
             await self._count_open_tasks()
         self._timer_runs += 1
         return Handled(outgoing)
+
+    def _mine(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The timer's share when notify runs as several workers: the persons of this worker's partitions."""
+        return [d for d in docs if self.owns(d["one_id"])][:self.timer_batch]
 
     async def _count_open_tasks(self) -> None:
         counts = await self.repo.open_task_counts()

@@ -12,6 +12,7 @@ from typing import Any
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled
+from leadflow.runtime.ownership import OVERFETCH, Owns, everything
 from schemas.tasks import TaskCreated
 from services.notify.adapters.channels import Channel
 from services.notify.adapters.pushes import PushOutbox
@@ -37,6 +38,7 @@ class Pusher:
                  channels: dict[str, Channel], *, retry: RetryPolicy, clock: Callable[[], datetime],
                  inbox_url: str | None, batch: int) -> None:
         self.repo = repo
+        self.owns: Owns = everything  # pushes this worker sends, by push id; one worker of several: its share
         self.outbox = outbox
         self.policies = policies
         self.channels = channels
@@ -100,7 +102,8 @@ class Pusher:
         if self.outbox is None:
             return Handled()
         now = now or self._clock()
-        for doc in await self.outbox.due(now, self.batch):
+        due = [doc for doc in await self.outbox.due(now, self.batch * OVERFETCH) if self.owns(doc["_id"])]
+        for doc in due[:self.batch]:
             push = Push(doc["_id"], doc["tenant_id"], doc["task_id"], doc["task_version"], doc["channel"],
                         doc["recipient"], doc["title"], doc["body"], doc.get("url"), doc.get("payload") or {})
             channel = self.channels.get(push.channel)

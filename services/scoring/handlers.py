@@ -13,6 +13,7 @@ from typing import Any
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
+from leadflow.runtime.ownership import OVERFETCH, Owns, everything
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
 from schemas.scores import Grade, ScoreChanged
@@ -33,6 +34,7 @@ class ScoringService:
                  timer_batch: int = 500, timer_interval_s: float = 30.0) -> None:
         self.repo = repo
         self.models = models
+        self.owns: Owns = everything  # the timer's persons; one worker of several: its partitions' (bootstrap)
         self.rules = rules
         self.timer_batch = timer_batch
         self.timer_interval_s = timer_interval_s
@@ -207,7 +209,8 @@ class ScoringService:
         sent: list[tuple[str, str]] = []
         async with self._writing:
             now = now or self._clock()
-            for doc in await self.repo.due(now, self.timer_batch):
+            due = [doc for doc in await self.repo.due(now, self.timer_batch * OVERFETCH) if self.owns(doc["one_id"])]
+            for doc in due[:self.timer_batch]:
                 tenant, one_id = doc["tenant_id"], doc["one_id"]
                 if doc.get("unsent") and doc.get("last_change"):
                     outgoing.append(Outgoing(SCORES_CHANGES, one_id, ScoreChanged.model_validate(doc["last_change"])))

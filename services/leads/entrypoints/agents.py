@@ -20,4 +20,5 @@ def register(channels: Channels, service: LeadService) -> None:
     channels.consume(TASKS_OUTCOMES, decode=TaskOutcomeRecorded.from_bytes, handle=service.on_outcome,
                      name="leads.outcomes")
     channels.consume(TASKS_EVENTS, decode=TaskCreated.from_bytes, handle=service.on_task, name="leads.assignments")
+    service.owns = channels.ownership(TOUCHPOINTS_IDENTIFIED)  # the timer acts on this worker's persons only
     channels.every(service.timer_interval_s, service.on_timer, name="leads.timer")

@@ -22,5 +22,7 @@ def register(channels: Channels, service: NotifyService) -> None:
         handle=service.on_identity_changed,
         name="notify.identity_changes",
     )
+    # The timers act on this worker's persons (and a share of the pushes) only.
+    service.owns = service.pusher.owns = channels.ownership(SCORES_CHANGES)
     channels.every(service.timer_interval_s, service.on_timer, name="notify.timer")
     channels.every(service.delivery_interval_s, service.deliver, name="notify.delivery")

@@ -24,4 +24,5 @@ def register(channels: Channels, service: ScoringService) -> None:
         handle=service.on_identity_changed,
         name="scoring.identity_changes",
     )
+    service.owns = channels.ownership(LEADS_CHANGES)  # the timer acts on this worker's persons only
     channels.every(service.timer_interval_s, service.on_timer, name="scoring.timer")
