@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from leadflow.runtime.store import ensure_collections, insert_once
+from leadflow.runtime.store import ensure_collections, insert_all_once
 
 
 class ReceiptRepository:
@@ -27,8 +27,6 @@ class ReceiptRepository:
         return {doc["event_id"] for doc in docs if doc}
 
     async def record(self, tenant_id: str, event_ids: list[str], now: datetime) -> None:
-        await asyncio.gather(*(
-            insert_once(self.receipts, {"_id": self._id(tenant_id, e), "tenant_id": tenant_id, "event_id": e,
-                                        "accepted_at": now})
-            for e in event_ids
-        ))
+        # One unordered insert for the batch: a receipt already there (a retried request) fails alone.
+        await insert_all_once(self.receipts, [{"_id": self._id(tenant_id, e), "tenant_id": tenant_id, "event_id": e,
+                                               "accepted_at": now} for e in event_ids])

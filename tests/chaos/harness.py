@@ -254,13 +254,15 @@ class Chaos:
         elif action == "broker":
             sigkill(self.procs, "kafka", self.config.kafka_port)
             start_kafka(self.config, self.procs)
-        elif target == "store":
+        elif action == "store":
             sigkill(self.procs, "store", self.config.store_port)
             start_store(self.config, self.procs)
-        else:  # kill
+        elif verb == "kill" and target in self.config.worker_ports:
             sigkill(self.procs, target, self.config.worker_ports[target])
             start_worker(self.config, self.procs, target, self.env)
             before = {target: 0.0}  # a new process counts from zero
+        else:
+            raise ValueError(f"unknown chaos action {action!r}")
         fault.back_after_s = time.monotonic() - killed_at
         if wait_until(lambda: all((processed(self.config, w) or 0.0) > before[w] for w in watched),
                       self.plan.resume_limit_s * 2):
