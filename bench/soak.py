@@ -1,7 +1,7 @@
 """The soak (`make soak`): a steady stream through the running stack (`make up`) for an hour, watching
 every process's memory and counting restarts.
 
-Publishes the simulator's stream to touchpoints.raw at --rate (default 10/s, half of what the stack
+Publishes the simulator's stream to touchpoints.raw at --rate (default 7/s, about half of what the stack
 sustains on the 2-core machine; see docs/benchmarks.md) for --duration seconds, a tenant of its own.
 After a warm-up (the JVM and the caches fill first) it samples each process's resident memory every
 --every seconds from /proc, notes any process whose pid changed or that vanished, and at the end
@@ -50,7 +50,7 @@ def snapshot(procs: Processes) -> dict[str, tuple[int | None, int | None]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=7.0)
     parser.add_argument("--duration", type=float, default=3600.0)
     parser.add_argument("--warmup", type=float, default=120.0, help="seconds before the first memory reading")
     parser.add_argument("--every", type=float, default=60.0)
