@@ -496,14 +496,13 @@ def run(plan: ChaosPlan, *, config: StackConfig = CHAOS_STACK, say: Callable[[st
             time.sleep(1.0)
         report.drained_after_s = time.monotonic() - accepted_at
         report.sustained_per_s = report.accepted / (time.monotonic() - stream_started)
+        for fault in report.faults:
+            if not fault.resumed_after_s <= plan.resume_limit_s:
+                report.problems.append(f"{fault.target}: processing did not resume within {plan.resume_limit_s:.0f} s")
         if settled < 3:  # the stages are still moving: comparing them now would only show the backlog
             report.problems.append(f"the consumers still lag {plan.drain_limit_s:.0f} s after the last event "
                                    "(offered more than the stack sustains, or a loop between services)")
             return report
-
-        for fault in report.faults:
-            if not fault.resumed_after_s <= plan.resume_limit_s:
-                report.problems.append(f"{fault.target}: processing did not resume within {plan.resume_limit_s:.0f} s")
         with MongoClient(config.mongo_url, tz_aware=True) as client:
             check(client[config.mongo_db], config.kafka_bootstrap, tenant, stream.accepted, report)
             report.outcome = outcome(client[config.mongo_db], tenant)
