@@ -384,7 +384,7 @@ def outcome(db, tenant: str) -> dict:
     events: dict[str, set[str]] = {}
     for d in db.lead_touchpoints.find({"tenant_id": tenant, "kind": "touchpoint"}, {"event_id": 1, "one_id": 1}):
         events.setdefault(live(d["one_id"]), set()).add(d["event_id"])
-    scores = {d["one_id"]: (d.get("grade"), round(d.get("score", 0.0)))
+    scores = {d["one_id"]: (d.get("grade"), round(d.get("score", 0.0), 2))
               for d in db.scores.find({"tenant_id": tenant, "merged_into": {"$exists": False}},
                                       {"one_id": 1, "grade": 1, "score": 1})}
     tasks = [t for t in db.tasks.find({"tenant_id": tenant}, {"one_id": 1, "status": 1, "closed_reason": 1})
@@ -411,8 +411,15 @@ def differences(a: dict, b: dict, *, junk: frozenset[str] = frozenset()) -> list
     if real_a != real_b:
         out.append(f"persons: {len(real_a ^ real_b)} groupings of real persons' events differ")
     same = real_a & real_b
-    if off := [k for k in same if a["scores"][k] and b["scores"][k] and (
-            a["scores"][k][0] != b["scores"][k][0] or abs(a["scores"][k][1] - b["scores"][k][1]) > 1)]:
+
+    def scored_apart(x: tuple | None, y: tuple | None) -> bool:
+        if x is None or y is None:
+            return x != y
+        gap = abs(x[1] - y[1])
+        # A grade may differ only where the two scores sit on either side of a grade's threshold.
+        return gap > 1.0 or (x[0] != y[0] and gap > 0.5)
+
+    if off := [k for k in same if scored_apart(a["scores"][k], b["scores"][k])]:
         out.append(f"scores: {len(off)} persons scored differently")
     if off := [k for k in same if a["tasks_per_person"][k] != b["tasks_per_person"][k]]:
         out.append(f"tasks: {len(off)} persons got another number of tasks")
