@@ -32,6 +32,8 @@ class CommandTimer(monitoring.CommandListener):
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         name = event.command_name
         collection = event.command.get(name) if name in self._COLLECTION_COMMANDS else None
+        if len(self._started) > 10_000:  # answers that never came (a dropped connection): forget them
+            self._started.clear()
         self._started[event.request_id, event.operation_id or 0] = (name, collection if isinstance(collection, str) else "")
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
