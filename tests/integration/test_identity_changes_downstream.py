@@ -7,6 +7,8 @@ their own topics, so each service may see the merge before or after any of them.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
@@ -382,6 +384,7 @@ def test_each_service_consumes_identity_changes():
         on_identified = on_identity_changed = on_lead_updated = on_score_changed = on_outcome = on_task = on_timer = handle
         deliver = handle
         timer_interval_s = delivery_interval_s = 60.0
+        pusher = SimpleNamespace()  # notify's register hands its push deliveries a share of the partitions
 
     for service, module in (("leads", leads_agents), ("scoring", scoring_agents), ("notify", notify_agents)):
         app = faust.App(f"it-{service}", broker="kafka://127.0.0.1:1")
