@@ -89,6 +89,7 @@ bench: setup
 	$(BIN)/python -m bench.identity_scale
 	$(BIN)/python -m bench.junk_detection
 	$(BIN)/python -m bench.scoring_quality
+	$(BIN)/python -m bench.scale_out  # a stack of its own (the crash test's ports)
 	$(BIN)/python -m bench.ingest  # last: what it posts keeps the workers busy for minutes
 
 schemas:

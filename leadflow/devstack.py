@@ -234,7 +234,10 @@ def start_kafka(config: StackConfig, procs: Processes) -> bool:
     home.mkdir(parents=True, exist_ok=True)
     template = (ROOT / "deploy/local/server.properties.template").read_text()
     props.write_text(template.format(port=config.kafka_port, controller_port=config.controller_port, data_dir=data))
-    java = ["java", "-Xms256m", "-Xmx1g", f"-Dlog4j2.configurationFile={ROOT / 'deploy/local/log4j2.properties'}",
+    # A fixed heap, committed and touched at start, as Kafka's own launcher sizes it (kafka-server-start.sh
+    # uses -Xms1G -Xmx1G): the broker's resident memory is its footprint from the first minute, not a
+    # heap growing towards -Xmx that a soak would read as a leak.
+    java = ["java", "-Xms1g", "-Xmx1g", "-XX:+AlwaysPreTouch", f"-Dlog4j2.configurationFile={ROOT / 'deploy/local/log4j2.properties'}",
             "-cp", f"{lib}/*"]
     if not (data / "meta.properties").exists() and not procs.pid("kafka"):
         data.mkdir(parents=True, exist_ok=True)

@@ -55,5 +55,13 @@ class PartitionOwnership:
         partitions = self._partitions or self._consumer.topic_partitions(self.topic)
         if not partitions:
             return False  # not in the group yet: nothing is ours
-        owned = {tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic}
-        return partition_of(key, partitions) in owned
+        return partition_of(key, partitions) in self._owned()
+
+    def sole(self) -> bool:
+        """Is every partition of `topic` assigned to this worker (so no other worker writes its persons)?
+        False while it is not in the group yet, or cannot tell."""
+        partitions = self._partitions or self._consumer.topic_partitions(self.topic)
+        return bool(partitions) and len(self._owned()) >= partitions
+
+    def _owned(self) -> set[int]:
+        return {tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic}

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from leadflow.runtime.store import ensure_collections, insert_once
+from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 
 MAX_HOPS = 64  # merge chains are a few hops long; more means a cycle, which identity rules out
 
@@ -29,6 +30,18 @@ async def follow(one_id: str, load: Callable[[str], Awaitable[S | None]],
             return one_id, stored
         one_id = merged_into(stored)
     raise RuntimeError(f"merge chain longer than {MAX_HOPS} hops from {one_id}")
+
+
+def persons_of(change) -> tuple[str, ...]:
+    """The persons an identity change (a merge, a split or an erasure) writes downstream."""
+    match change:
+        case PersonsMerged():
+            return change.winner, change.loser
+        case PersonSplit():
+            return change.source, change.new_one_id
+        case PersonErased():
+            return tuple(change.one_ids)
+    raise TypeError(f"not an identity change: {type(change).__name__}")
 
 
 def erasure_id(tenant_id: str, one_id: str) -> str:

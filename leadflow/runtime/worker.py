@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from leadflow.runtime import metrics
 from leadflow.runtime.consumer import RecordProcessor
 from leadflow.runtime.messages import Handled
+from leadflow.runtime.ownership import PartitionOwnership, partition_count
 from leadflow.runtime.settings import WorkerSettings
 from schemas.topics import TopicSpec, consumer_group, dead_letter_topic
 
@@ -118,13 +119,12 @@ class Channels:
                     handle=handle,
                 )
 
-    def ownership(self, spec: TopicSpec) -> Callable[[str], bool]:
-        """The keys this worker's timers may act on: those of `spec`'s partitions assigned to it."""
-        from leadflow.runtime.ownership import PartitionOwnership, partition_count
-
+    def ownership(self, spec: TopicSpec) -> PartitionOwnership:
+        """Which of `spec`'s partitions are this worker's: the keys its timers may act on (`owns`), and
+        whether it has them all (`sole`: no other worker writes its persons)."""
         topic = spec.qualified(self.prefix)
         count = partition_count(self.bootstrap, topic) if self.bootstrap else None
-        return PartitionOwnership(self.app.consumer, topic, count).owns
+        return PartitionOwnership(self.app.consumer, topic, count)
 
     def every(self, seconds: float, handle: Callable[[], Awaitable[Handled]], *, name: str) -> None:
         """Run `handle` every `seconds` and emit what it returns. A failed run is logged and counted;

@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.launcher import ServiceDefinition
 from leadflow.runtime.settings import PersonalDataSettings
-from services.identity.adapters.locks import PersonLeases
+from leadflow.runtime.leases import PersonLeases
 from services.identity.adapters.profiles import ProfileRepository
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault

@@ -14,7 +14,7 @@ from leadflow.runtime.messages import Handled, Outgoing
 from schemas.identity import LinkedIdentifier, PersonsMerged, RejectedIdentifier, TouchpointIdentified
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
 from schemas.touchpoints import Identifier, IdentifierType, TouchpointReceived
-from services.identity.adapters.locks import LeaseTimeout, PersonLeases
+from leadflow.runtime.leases import LeaseTimeout, PersonLeases
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault
 from services.identity.domain import keys

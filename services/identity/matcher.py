@@ -32,7 +32,7 @@ from services.identity.domain.matching import (
 )
 from services.identity.domain.normalize import NormalizedIdentifier
 from services.identity.domain.stitching import merge_violation
-from services.identity.adapters.locks import LeaseTimeout
+from leadflow.runtime.leases import LeaseTimeout
 from services.identity.handlers import IdentityService, Raced
 
 MAX_CANDIDATES = 50

@@ -13,7 +13,8 @@ from services.leads.adapters.sources import SourceStats
 from services.leads.adapters.timeline import Timeline
 from services.leads.domain.policy import LeadPolicyBook, load_lead_policies
 from services.leads.entrypoints import agents
-from services.leads.handlers import LeadService
+from services.leads.handlers import LEASES, LeadService
+from leadflow.runtime.leases import PersonLeases
 from services.leads.settings import LeadsSettings
 
 
@@ -41,7 +42,7 @@ def build_for_reads(db: AsyncDatabase, policy_file: Path | None) -> LeadService:
 DEFINITION = ServiceDefinition(
     name="leads",
     settings=LeadsSettings,
-    repositories=lambda db: list(_stores(db)),
+    repositories=lambda db: [*_stores(db), PersonLeases(db, collection=LEASES)],
     build=build,
     register=agents.register,
 )

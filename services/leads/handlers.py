@@ -4,14 +4,16 @@ fold, split and erase persons as identity decides; answer lead and source-qualit
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from contextlib import AsyncExitStack
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from leadflow.runtime import metrics
+from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
+from leadflow.runtime.persons import persons_of
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit, TouchpointIdentified
 from schemas.leads import LeadUpdated, Stage, Verdict
@@ -42,6 +44,7 @@ from services.leads.domain.source_quality import AlertPolicy, SourceReport, buck
 from services.leads.domain.stages import CauseType, Transition
 
 log = logging.getLogger(__name__)
+LEASES = "lead_leases"  # the persons' leases while several workers run (`PersonGuard`)
 _CHANGE_NS = uuid.UUID("0b8f1f9e-7a43-4c52-9d0e-5f2b8e0c6a11")
 
 
@@ -59,19 +62,20 @@ class LeadService:
         self.timer_batch = timer_batch
         self.timer_interval_s = timer_interval_s
         # A worker's agents (touchpoints, identity changes, outcomes, tasks) and its timer write the same
-        # documents; one change at a time keeps every document single-writer (`leadflow/runtime/state.py`).
-        self._writing = asyncio.Lock()
+        # documents: one change at a time, and the persons' leases when leads runs as several workers
+        # (`leadflow/runtime/leases.py`; the entrypoint sets `guard.sole`).
+        self.guard = PersonGuard(PersonLeases(repo.leads.database, collection=LEASES), repo.resolve)
 
     async def ensure_indexes(self) -> None:
-        for store in (self.repo, self.timeline, self.velocity, self.bad_phones, self.sources):
+        for store in (self.repo, self.timeline, self.velocity, self.bad_phones, self.sources, self.guard):
             await store.ensure_indexes()
 
     # ---- touchpoints -----------------------------------------------------------------------------
     async def on_identified(self, event: TouchpointIdentified) -> Handled:
-        async with self._writing:
-            return await self._identified(event)
+        async with self.guard.person(event.tenant_id, event.one_id), AsyncExitStack() as more:
+            return await self._identified(event, more)
 
-    async def _identified(self, event: TouchpointIdentified) -> Handled:
+    async def _identified(self, event: TouchpointIdentified, more: AsyncExitStack) -> Handled:
         tenant = event.tenant_id
         policy = self.policies.for_tenant(tenant)
         # A merged person's touchpoint goes to whom they live on as.
@@ -81,6 +85,7 @@ class LeadService:
         # The timeline decides for a touchpoint it knows: a split may have given it to somebody else.
         filed_under, entry = await self.timeline.add_touchpoint(event, target)
         if filed_under != target:
+            await more.enter_async_context(self.guard.also(tenant, filed_under))
             target, stored = await self.repo.resolve(tenant, filed_under)
             if target != filed_under:
                 await self.timeline.move_touchpoint(tenant, event.event_id, target)
@@ -100,7 +105,7 @@ class LeadService:
         outgoing = [self._change(lead, cause="touchpoint", cause_id=event.event_id, trigger=trigger_of(event),
                                  previous=applied.transitions[0].from_stage if applied.transitions else None,
                                  repeat_inquiry=applied.repeat_inquiry)]
-        outgoing += await self._credit_referrer(lead, event, policy)
+        outgoing += await self._credit_referrer(lead, event, policy, more)
         alerts = await self._count_sources(event, assessment, policy.alerts, counted_already=bool(entry.get("counted")))
         outgoing += [Outgoing(LEADS_ALERTS, tenant, alert_event(tenant, a, datetime.now(UTC))) for a in alerts]
 
@@ -142,12 +147,14 @@ class LeadService:
             await self.timeline.mark_counted(tenant, event.event_id)
         return alerts
 
-    async def _credit_referrer(self, lead: Lead, event: TouchpointIdentified, policy: LeadPolicy) -> list[Outgoing]:
+    async def _credit_referrer(self, lead: Lead, event: TouchpointIdentified, policy: LeadPolicy,
+                               more: AsyncExitStack) -> list[Outgoing]:
         """A referred person's referral_made touchpoint credits the person who referred them."""
         referrer_id = lead.life.referrer_one_id
         if event.touchpoint.event_type is not EventType.REFERRAL_MADE or referrer_id is None:
             return []
         tenant = lead.tenant_id
+        await more.enter_async_context(self.guard.also(tenant, referrer_id))  # another person's document
         target, stored = await self.repo.resolve(tenant, referrer_id)
         if target == lead.one_id or (stored is None and await self.repo.is_erased(tenant, target)):
             return []
@@ -163,7 +170,7 @@ class LeadService:
 
     # ---- outcomes and assignments ----------------------------------------------------------------
     async def on_outcome(self, outcome: TaskOutcomeRecorded) -> Handled:
-        async with self._writing:
+        async with self.guard.person(outcome.tenant_id, outcome.one_id):
             tenant = outcome.tenant_id
             policy = self.policies.for_tenant(tenant)
             target, stored = await self.repo.resolve(tenant, outcome.one_id)
@@ -184,7 +191,7 @@ class LeadService:
             return Handled(self._changed(applied, cause="outcome", cause_id=outcome.outcome_id))
 
     async def on_task(self, task: TaskCreated) -> Handled:
-        async with self._writing:
+        async with self.guard.person(task.tenant_id, task.one_id):
             tenant = task.tenant_id
             target, stored = await self.repo.resolve(tenant, task.one_id)
             if stored is None or stored.lead is None:
@@ -205,12 +212,18 @@ class LeadService:
         """Persons whose dormancy or replacement time came (one batch; the next run takes the rest): their changes."""
         now = now or datetime.now(UTC)
         outgoing: list[Outgoing] = []
-        async with self._writing:
+        async with self.guard.locked():
             due = [lead for lead in await self.repo.due(now, self.timer_batch * OVERFETCH) if self.owns(lead.one_id)]
             for lead in due[:self.timer_batch]:
-                policy = self.policies.for_tenant(lead.tenant_id)
-                applied = tick(lead, policy, now)
-                await self._save(applied if applied.new else Applied(lead), policy, now)
+                async with self.guard.also(lead.tenant_id, lead.one_id):
+                    if not self.guard.sole():  # another worker may have changed the person since the query
+                        stored = await self.repo.load(lead.tenant_id, lead.one_id)
+                        if stored is None or stored.lead is None or stored.merged_into:
+                            continue
+                        lead = stored.lead
+                    policy = self.policies.for_tenant(lead.tenant_id)
+                    applied = tick(lead, policy, now)
+                    await self._save(applied if applied.new else Applied(lead), policy, now)
                 if applied.new:
                     for transition in applied.transitions:
                         metrics.STAGE_TRANSITIONS.labels(lead.tenant_id, str(transition.from_stage),
@@ -220,7 +233,7 @@ class LeadService:
 
     # ---- identity changes ------------------------------------------------------------------------
     async def on_identity_changed(self, change: PersonsMerged | PersonSplit | PersonErased) -> Handled:
-        async with self._writing:
+        async with self.guard.person(change.tenant_id, *persons_of(change)):
             match change:
                 case PersonsMerged():
                     return await self._merged(change)

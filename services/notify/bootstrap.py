@@ -16,7 +16,8 @@ from services.notify.adapters.pushes import PushOutbox
 from services.notify.adapters.repository import NotifyRepository
 from services.notify.domain.policy import NotifyPolicyBook, load_notify_policies
 from services.notify.entrypoints import agents
-from services.notify.handlers import NotifyService
+from services.notify.handlers import LEASES, NotifyService
+from leadflow.runtime.leases import PersonLeases
 from services.notify.settings import NotifySettings
 
 
@@ -74,7 +75,7 @@ def build_for_api(db: AsyncDatabase, policy_file: Path | None, *, clock: Callabl
 DEFINITION = ServiceDefinition(
     name="notify",
     settings=NotifySettings,
-    repositories=lambda db: [NotifyRepository(db), PushOutbox(db)],
+    repositories=lambda db: [NotifyRepository(db), PushOutbox(db), PersonLeases(db, collection=LEASES)],
     build=build,
     register=agents.register,
 )

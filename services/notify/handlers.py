@@ -15,7 +15,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from leadflow.runtime import metrics
+from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
+from leadflow.runtime.persons import persons_of
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
 from leadflow.sdk import EventProducer
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
@@ -41,6 +43,7 @@ from services.notify.pushing import Pusher
 CLOSING_OUTCOMES = frozenset({Outcome.WON, Outcome.LOST, Outcome.ORDERED, Outcome.INVALID_NUMBER})
 CONVERTING_OUTCOMES = frozenset({Outcome.WON, Outcome.ORDERED})
 log = logging.getLogger(__name__)
+LEASES = "task_leases"  # the persons' leases while several workers run (`PersonGuard`)
 
 GAUGE_EVERY = 10  # timer runs between two counts of open tasks (a scan of the open tasks)
 ACKNOWLEDGED = frozenset({"new_valid_lead"})  # the customer hears back at once only for a lead we trust
@@ -86,14 +89,15 @@ class NotifyService:
         self._clock = clock
         self._producer = producer  # only the API process publishes outcomes
         self._prefix = topic_prefix
-        # A worker's two agents (score changes, identity changes) write the same slots and tasks, and Faust
-        # gives the same partition of both topics to the same worker: one change at a time.
-        self._writing = asyncio.Lock()
+        # A worker's agents (score changes, identity changes) and its timer write the same slots and tasks:
+        # one change at a time, and the persons' leases when notify runs as several workers
+        # (`leadflow/runtime/leases.py`; the entrypoint sets `guard.sole`).
+        self.guard = PersonGuard(PersonLeases(repo.tasks.database, collection=LEASES), repo.resolve)
         self._timer_runs = 0
         self._gauged: set[tuple[str, str]] = set()
 
     async def on_score_changed(self, change: ScoreChanged) -> Handled:
-        async with self._writing:
+        async with self.guard.person(change.tenant_id, change.one_id):
             return await self._score_changed(change)
 
     def _today(self, policy: NotifyPolicy, now: datetime) -> date:
@@ -278,23 +282,33 @@ class NotifyService:
         for the tenant's pool period return to the shared pool; supplies running out become repurchase tasks. Each step is one write keyed by the task,
         and a task is only picked while it is in the state the step changes: a rerun does nothing twice."""
         outgoing: list[Outgoing] = []
-        async with self._writing:
+        async with self.guard.locked():
             now = now or self._clock()
             for task in self._mine(await self.repo.overdue(now, self.timer_batch * OVERFETCH)):
-                await self._breached(task, now)
+                async with self.guard.also(task["tenant_id"], task["one_id"]):
+                    if await self._unchanged(task):
+                        await self._breached(task, now)
             # The shortest pool period of any tenant bounds the query; each tenant's own is checked below.
             shortest = min([self.policies.default.pool.return_after_days,
                             *(p.pool.return_after_days for p in self.policies.tenants.values())])
             for task in self._mine(await self.repo.unanswered(now - timedelta(days=shortest), self.timer_batch * OVERFETCH)):
                 policy = self.policies.for_tenant(task["tenant_id"])
                 if returns_to_pool(task, now, policy.pool):
-                    await self._to_pool(task, now)
+                    async with self.guard.also(task["tenant_id"], task["one_id"]):
+                        if await self._unchanged(task):
+                            await self._to_pool(task, now)
             for reminder in self._mine(await self.repo.due_reminders(now, self.timer_batch * OVERFETCH)):
-                outgoing += await self._remind(reminder, now)
+                async with self.guard.also(reminder["tenant_id"], reminder["one_id"]):
+                    outgoing += await self._remind(reminder, now)
         if self._timer_runs % GAUGE_EVERY == 0:
             await self._count_open_tasks()
         self._timer_runs += 1
         return Handled(outgoing)
+
+    async def _unchanged(self, task: dict[str, Any]) -> bool:
+        """Under the person's lease, with several workers: is the task still as the timer's query found it?
+        If another worker changed it since (an outcome, a merge moving it), the next run decides again."""
+        return self.guard.sole() or await self.repo.task(task["tenant_id"], task["_id"]) == task
 
     def _mine(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The timer's share when notify runs as several workers: the persons of this worker's partitions."""
@@ -422,7 +436,7 @@ class NotifyService:
         Split: the source keeps its tasks; the new person gets one when its own score warrants it.
         Erased: the persons' tasks, outcomes and slots are deleted."""
         tenant = change.tenant_id
-        async with self._writing:
+        async with self.guard.person(tenant, *persons_of(change)):
             match change:
                 case PersonsMerged():
                     if await self.repo.is_erased(tenant, change.winner) or await self.repo.is_erased(tenant, change.loser):

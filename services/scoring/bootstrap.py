@@ -13,7 +13,8 @@ from services.scoring.adapters.models import ModelStore
 from services.scoring.adapters.repository import ScoreRepository
 from services.scoring.domain.rules import RuleBook, load_book
 from services.scoring.entrypoints import agents
-from services.scoring.handlers import ScoringService
+from services.scoring.handlers import LEASES, ScoringService
+from leadflow.runtime.leases import PersonLeases
 from services.scoring.settings import ScoringSettings
 
 
@@ -40,7 +41,7 @@ def build_for_reads(db: AsyncDatabase, rules_file: Path | None, clock: Callable[
 DEFINITION = ServiceDefinition(
     name="scoring",
     settings=ScoringSettings,
-    repositories=lambda db: [ScoreRepository(db), ModelStore(db)],
+    repositories=lambda db: [ScoreRepository(db), ModelStore(db), PersonLeases(db, collection=LEASES)],
     build=build,
     register=agents.register,
 )

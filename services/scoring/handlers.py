@@ -4,15 +4,17 @@ fold, split and erase persons as identity decides; answer score and model querie
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from contextlib import AsyncExitStack
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.runtime import metrics
+from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
+from leadflow.runtime.persons import persons_of
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
@@ -27,6 +29,7 @@ from services.scoring.domain.rules import LearningMode, RuleBook, RuleSet, outco
 from services.scoring.domain.score import Scored, Signal, add_signal, score, worth_emitting
 
 _CHANGE_NS = uuid.UUID("3d3b6a0e-2f7c-4f0b-8d8e-1c9f4f5e2a77")
+LEASES = "score_leases"  # the persons' leases while several workers run (`PersonGuard`)
 
 
 class ScoringService:
@@ -40,27 +43,29 @@ class ScoringService:
         self.timer_interval_s = timer_interval_s
         self._clock = clock
         self._model_cache: dict[str, StoredModel] = {}  # this worker is the models' only writer
-        # A worker's two agents (lead changes, identity changes) write the same documents, and Faust gives
-        # the same partition of both topics to the same worker: one change at a time keeps every
-        # document single-writer (`leadflow/runtime/state.py`).
-        self._writing = asyncio.Lock()
+        # A worker's agents (lead changes, identity changes, outcomes) and its timer write the same
+        # documents: one change at a time, and the persons' leases when scoring runs as several workers
+        # (`leadflow/runtime/leases.py`; the entrypoint sets `guard.sole`).
+        self.guard = PersonGuard(PersonLeases(repo.scores.database, collection=LEASES), repo.resolve)
 
     async def ensure_indexes(self) -> None:
         await self.repo.ensure_indexes()
         await self.models.ensure_indexes()
+        await self.guard.ensure_indexes()
 
     # ---- lead changes ----------------------------------------------------------------------------
     async def on_lead_updated(self, change: LeadUpdated) -> Handled:
-        async with self._writing:
-            return await self._lead_updated(change)
+        async with self.guard.person(change.tenant_id, change.one_id), AsyncExitStack() as more:
+            return await self._lead_updated(change, more)
 
-    async def _lead_updated(self, change: LeadUpdated) -> Handled:
+    async def _lead_updated(self, change: LeadUpdated, more: AsyncExitStack) -> Handled:
         tenant, trigger_id = change.tenant_id, change.trigger.event_id
         target, doc = await self.repo.resolve(tenant, change.one_id)  # a merged person's: the survivor's
         if doc is None and await self.repo.is_erased(tenant, target):
             return Handled()  # sent before the person was erased: nothing may bring them back
         moved_to = _history(doc).moved_to(trigger_id)
         if moved_to:  # a touchpoint that a split gave to another person, applied by leads before the split
+            await more.enter_async_context(self.guard.also(tenant, moved_to))
             target, doc = await self.repo.resolve(tenant, moved_to)
         # A change of another person (a merged one's, or one a split moved away) brings its signal along,
         # but its snapshot and version count on that person's sequence, not on this one's.
@@ -92,7 +97,7 @@ class ScoringService:
 
     # ---- identity changes ------------------------------------------------------------------------
     async def on_identity_changed(self, change: PersonsMerged | PersonSplit | PersonErased) -> Handled:
-        async with self._writing:
+        async with self.guard.person(change.tenant_id, *persons_of(change)):
             match change:
                 case PersonsMerged():
                     return await self._merged(change)
@@ -147,7 +152,7 @@ class ScoringService:
 
     # ---- outcomes ---------------------------------------------------------------------------------
     async def on_outcome(self, recorded: TaskOutcomeRecorded) -> Handled:
-        async with self._writing:
+        async with self.guard.person(recorded.tenant_id, recorded.one_id):
             return await self._outcome(recorded)
 
     async def _outcome(self, recorded: TaskOutcomeRecorded) -> Handled:
@@ -207,7 +212,7 @@ class ScoringService:
         them on the next run."""
         outgoing: list[Outgoing] = []
         sent: list[tuple[str, str]] = []
-        async with self._writing:
+        async with self.guard.locked():
             now = now or self._clock()
             due = [doc for doc in await self.repo.due(now, self.timer_batch * OVERFETCH) if self.owns(doc["one_id"])]
             for doc in due[:self.timer_batch]:
@@ -216,11 +221,16 @@ class ScoringService:
                     outgoing.append(Outgoing(SCORES_CHANGES, one_id, ScoreChanged.model_validate(doc["last_change"])))
                     sent.append((tenant, one_id))
                     continue
-                request = doc.get("rescore_request")
-                cause = "rescore" if request else "decay"
-                key = f"rescore\x1f{request}" if request else f"decay\x1f{doc.get('version', 0)}"
-                out = await self._rescore(doc, tenant, one_id, _history(doc), key=key, source=key, cause=cause,
-                                          now=now, unsent=True)
+                async with self.guard.also(tenant, one_id):
+                    if not self.guard.sole():  # another worker may have changed the person since the query
+                        doc = await self.repo.get(tenant, one_id)
+                        if doc is None or doc.get("merged_into"):
+                            continue
+                    request = doc.get("rescore_request")
+                    cause = "rescore" if request else "decay"
+                    key = f"rescore\x1f{request}" if request else f"decay\x1f{doc.get('version', 0)}"
+                    out = await self._rescore(doc, tenant, one_id, _history(doc), key=key, source=key, cause=cause,
+                                              now=now, unsent=True)
                 outgoing += out
                 sent += [(tenant, one_id)] * bool(out)
                 metrics.RESCORES.labels(tenant, cause, "changed" if out else "unchanged").inc()

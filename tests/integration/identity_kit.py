@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 
 from schemas.topics import IDENTITY_MERGES, TOUCHPOINTS_IDENTIFIED
 from schemas.touchpoints import TouchpointReceived
-from services.identity.adapters.locks import PersonLeases
+from leadflow.runtime.leases import PersonLeases
 from services.identity.adapters.profiles import ProfileRepository
 from services.identity.adapters.repository import IdentityRepository
 from services.identity.adapters.vault import Vault

@@ -385,6 +385,7 @@ def test_each_service_consumes_identity_changes():
         deliver = handle
         timer_interval_s = delivery_interval_s = 60.0
         pusher = SimpleNamespace()  # notify's register hands its push deliveries a share of the partitions
+        guard = SimpleNamespace()  # register tells it whether this worker is alone
 
     for service, module in (("leads", leads_agents), ("scoring", scoring_agents), ("notify", notify_agents)):
         app = faust.App(f"it-{service}", broker="kafka://127.0.0.1:1")

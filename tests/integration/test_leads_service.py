@@ -4,6 +4,8 @@ alerts, and dead-lettering of records it cannot read."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from datetime import UTC, datetime, timedelta
 
 import faust
@@ -218,6 +220,7 @@ def test_leads_consumes_outcomes_and_assignments_and_runs_a_timer():
 
 class _Stub:
     timer_interval_s = 60.0
+    guard = SimpleNamespace()  # register tells it whether this worker is alone
 
     async def _never(self, *_):
         raise AssertionError("not called")

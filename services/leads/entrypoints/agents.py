@@ -20,5 +20,7 @@ def register(channels: Channels, service: LeadService) -> None:
     channels.consume(TASKS_OUTCOMES, decode=TaskOutcomeRecorded.from_bytes, handle=service.on_outcome,
                      name="leads.outcomes")
     channels.consume(TASKS_EVENTS, decode=TaskCreated.from_bytes, handle=service.on_task, name="leads.assignments")
-    service.owns = channels.ownership(TOUCHPOINTS_IDENTIFIED)  # the timer acts on this worker's persons only
+    mine = channels.ownership(TOUCHPOINTS_IDENTIFIED)
+    service.owns = mine.owns  # the timer acts on this worker's persons only
+    service.guard.sole = mine.sole  # several workers: persons' changes under their leases
     channels.every(service.timer_interval_s, service.on_timer, name="leads.timer")

@@ -23,6 +23,8 @@ def register(channels: Channels, service: NotifyService) -> None:
         name="notify.identity_changes",
     )
     # The timers act on this worker's persons (and a share of the pushes) only.
-    service.owns = service.pusher.owns = channels.ownership(SCORES_CHANGES)
+    mine = channels.ownership(SCORES_CHANGES)
+    service.owns = service.pusher.owns = mine.owns
+    service.guard.sole = mine.sole  # several workers: persons' changes under their leases
     channels.every(service.timer_interval_s, service.on_timer, name="notify.timer")
     channels.every(service.delivery_interval_s, service.deliver, name="notify.delivery")

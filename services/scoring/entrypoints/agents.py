@@ -24,5 +24,7 @@ def register(channels: Channels, service: ScoringService) -> None:
         handle=service.on_identity_changed,
         name="scoring.identity_changes",
     )
-    service.owns = channels.ownership(LEADS_CHANGES)  # the timer acts on this worker's persons only
+    mine = channels.ownership(LEADS_CHANGES)
+    service.owns = mine.owns  # the timer acts on this worker's persons only
+    service.guard.sole = mine.sole  # several workers: persons' changes under their leases
     channels.every(service.timer_interval_s, service.on_timer, name="scoring.timer")
