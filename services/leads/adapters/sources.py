@@ -3,7 +3,8 @@
 - `lead_source_baselines`: per source, its decayed bad-rate baseline and the hour it is counting;
 - `lead_alerts`: every alert raised, once per source and hour, and whether it was emitted.
 
-Counting is `$inc`, made once per touchpoint by the timeline's `counted` flag (see the handler).
+Counting is `$inc`, made once per touchpoint by the timeline's `counted` flag (see the handler), in one
+command that returns the hour's counts (findAndModify).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from leadflow.runtime.store import ensure_collections, insert_once
 from schemas.leads import SourceAlerted, SourceCounts, Verdict
 from services.leads.domain.source_quality import Alert, AlertPolicy, Baseline, Counts, bucket_of, check
+
+
+KNOWN_BASELINES = 50_000  # sources (channels, campaigns, stores) whose baseline a worker keeps in memory
 
 
 def _counts(doc: dict[str, Any] | None) -> Counts:
@@ -29,6 +33,10 @@ class SourceStats:
         self.buckets = db["lead_sources"]
         self.baselines = db["lead_source_baselines"]
         self.alerts = db["lead_alerts"]
+        # Each source's baseline and the hour it counts, as last read or written: it changes only when a
+        # later hour begins, so a touchpoint of the same hour needs no read. Another worker folding a
+        # later hour first is found when this one sees that hour (the cached hour is older: it reads).
+        self._known: dict[str, tuple[datetime, Baseline]] = {}
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.buckets, self.baselines, self.alerts)
@@ -44,14 +52,13 @@ class SourceStats:
         """Count one touchpoint's verdict; the alert this raises (once per source and hour), if any."""
         bucket = bucket_of(at)
         bucket_id = self._bucket_id(tenant_id, dimension, value, bucket)
-        await self.buckets.update_one(
+        counts = _counts(await self.buckets.find_one_and_update(
             {"_id": bucket_id},
             {"$inc": {verdict.value: 1},
              "$set": {"tenant_id": tenant_id, "dimension": dimension, "value": value, "bucket": bucket}},
-            upsert=True,
-        )
+            upsert=True, return_document=ReturnDocument.AFTER,
+        ))
         baseline = await self._baseline(tenant_id, dimension, value, bucket, policy)
-        counts = _counts(await self.buckets.find_one({"_id": bucket_id}))
         alert = check(dimension, value, bucket, counts, baseline, policy)
         if alert is None:
             return None
@@ -70,10 +77,14 @@ class SourceStats:
                         policy: AlertPolicy) -> Baseline:
         """The source's baseline, with the hour it was counting folded in once a later hour begins."""
         doc_id = f"{tenant_id}\x1f{dimension}\x1f{value}"
+        known = self._known.get(doc_id)
+        if known is not None and known[0] >= bucket:
+            return known[1]  # the hour it counts has not ended: the baseline has not changed
         doc = await self.baselines.find_one({"_id": doc_id}) or {}
         baseline = Baseline(rate=doc.get("rate"), volume=doc.get("volume", 0.0), through=doc.get("through"))
         current = doc.get("current")
         if current is not None and current >= bucket:
+            self._remember(doc_id, current, baseline)
             return baseline
         if current is not None:
             closed = _counts(await self.buckets.find_one({"_id": self._bucket_id(tenant_id, dimension, value, current)}))
@@ -82,7 +93,13 @@ class SourceStats:
             "tenant_id": tenant_id, "dimension": dimension, "value": value, "rate": baseline.rate,
             "volume": baseline.volume, "through": baseline.through, "current": bucket,
         }, upsert=True)
+        self._remember(doc_id, bucket, baseline)
         return baseline
+
+    def _remember(self, doc_id: str, current: datetime, baseline: Baseline) -> None:
+        if len(self._known) >= KNOWN_BASELINES:
+            self._known.clear()  # many sources: start over rather than grow
+        self._known[doc_id] = (current, baseline)
 
     # ---- reads -----------------------------------------------------------------------------------
     async def rows(self, tenant_id: str, since: datetime) -> list[tuple[str, str, datetime, Counts]]:
