@@ -96,6 +96,7 @@ class PersonGuard:
         self.resolve = resolve
         self.sole: Callable[[], bool] = alone
         self._lock = asyncio.Lock()
+        self._held: set[tuple[str, str]] = set()  # (tenant, one_id) whose leases the current change holds
 
     async def ensure_indexes(self) -> None:
         await self.leases.ensure_indexes()
@@ -113,6 +114,17 @@ class PersonGuard:
             yield
 
     @asynccontextmanager
+    async def exclusive(self, tenant_id: str, key: str) -> AsyncIterator[None]:
+        """Inside `person`: the lease of a document every worker may change, not a person's (a source's
+        counts, a device's submissions). FerretDB v1 applies even `$inc` as a read and a write, so two
+        workers counting at once lose counts without it."""
+        if self.sole() or (tenant_id, key) in self._held:
+            yield
+            return
+        async with self.leases.held(tenant_id, [key]):
+            yield
+
+    @asynccontextmanager
     async def also(self, tenant_id: str, *one_ids: str) -> AsyncIterator[None]:
         """Inside `person` or `locked`: the leases of more persons (a referrer; a timer's next person) and
         of whom they live on as. Re-read what they hold under it. Two workers taking them in different
@@ -123,10 +135,17 @@ class PersonGuard:
             return
         wanted = set(one_ids)
         for _ in range(MAX_RESOLVES):
-            async with self.leases.held(tenant_id, wanted):
-                targets = {(await self.resolve(tenant_id, one_id))[0] for one_id in one_ids}
-                if targets <= wanted:
-                    yield
-                    return
+            # Leases this change holds already (a referrer who is the person themselves) are not taken
+            # twice: a lease is a document, and waiting for our own would wait for ever.
+            taking = {o for o in wanted if (tenant_id, o) not in self._held}
+            async with self.leases.held(tenant_id, taking):
+                self._held |= {(tenant_id, o) for o in taking}
+                try:
+                    targets = {(await self.resolve(tenant_id, one_id))[0] for one_id in one_ids}
+                    if all(t in wanted or (tenant_id, t) in self._held for t in targets):
+                        yield
+                        return
+                finally:
+                    self._held -= {(tenant_id, o) for o in taking}
             wanted |= targets  # merged elsewhere meanwhile: take those too, all in sorted order
         raise LeaseTimeout(f"persons kept moving: {sorted(wanted)}")

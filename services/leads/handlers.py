@@ -122,10 +122,13 @@ class LeadService:
         device_forms = ip_forms = 0
         if counted(event):
             for device in devices_of(event):
-                n = await self.velocity.record(tenant, "device", device, event.event_id, tp.occurred_at, window)
+                async with self.guard.exclusive(tenant, self.velocity.key(tenant, "device", device)):
+                    n = await self.velocity.record(tenant, "device", device, event.event_id, tp.occurred_at, window)
                 device_forms = max(device_forms, n)
             if tp.source.ip:
-                ip_forms = await self.velocity.record(tenant, "ip", str(tp.source.ip), event.event_id, tp.occurred_at, window)
+                ip = str(tp.source.ip)
+                async with self.guard.exclusive(tenant, self.velocity.key(tenant, "ip", ip)):
+                    ip_forms = await self.velocity.record(tenant, "ip", ip, event.event_id, tp.occurred_at, window)
         phones = [i.link_id for i in event.identifiers if i.type == "phone"]
         bad = await self.bad_phones.among(tenant, phones) if phones else set()
         assessment = assess(quality_input(event, cleaned, device_forms=device_forms, ip_forms=ip_forms, bad_phones=bad),
@@ -140,7 +143,9 @@ class LeadService:
         alerts = []
         if not counted_already:
             for dimension, value in sources_of(tp.source.channel, tp.source.campaign_id, tp.source.store_id):
-                alert = await self.sources.count(tenant, dimension, value, tp.occurred_at, assessment.verdict, policy)
+                async with self.guard.exclusive(tenant, f"source\x1f{dimension}\x1f{value}"):
+                    alert = await self.sources.count(tenant, dimension, value, tp.occurred_at, assessment.verdict,
+                                                     policy)
                 if alert is not None:
                     alerts.append(alert)
                     metrics.SOURCE_ALERTS.labels(tenant, dimension).inc()

@@ -4,6 +4,7 @@ fold, split and erase persons as identity decides; answer score and model querie
 
 from __future__ import annotations
 
+import time
 import uuid
 from contextlib import AsyncExitStack
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from services.scoring.domain.rules import LearningMode, RuleBook, RuleSet, outco
 from services.scoring.domain.score import Scored, Signal, add_signal, score, worth_emitting
 
 _CHANGE_NS = uuid.UUID("3d3b6a0e-2f7c-4f0b-8d8e-1c9f4f5e2a77")
+MODEL_REFRESH_S = 60.0  # one scoring worker of several re-reads its tenants' models this often
 LEASES = "score_leases"  # the persons' leases while several workers run (`PersonGuard`)
 
 
@@ -42,7 +44,10 @@ class ScoringService:
         self.timer_batch = timer_batch
         self.timer_interval_s = timer_interval_s
         self._clock = clock
-        self._model_cache: dict[str, StoredModel] = {}  # this worker is the models' only writer
+        # Each tenant's model as this worker last read or wrote it. Alone, it is the models' only writer;
+        # one of several, it learns under the model's lease from a fresh read, and re-reads to score
+        # after MODEL_REFRESH_S (the others learn too).
+        self._model_cache: dict[str, tuple[StoredModel, float]] = {}
         # A worker's agents (lead changes, identity changes, outcomes) and its timer write the same
         # documents: one change at a time, and the persons' leases when scoring runs as several workers
         # (`leadflow/runtime/leases.py`; the entrypoint sets `guard.sole`).
@@ -184,7 +189,12 @@ class ScoringService:
                      at: datetime) -> None:
         """Test, then train: score the person as they were just before the outcome, keep that for the
         quality report, then take one SGD step. The outcome id goes in with the model in one write."""
-        stored = await self._model(tenant)
+        async with self.guard.exclusive(tenant, "\x1fmodel"):
+            await self._learn_under_lease(tenant, outcome_id, history, label, rules, at=at)
+
+    async def _learn_under_lease(self, tenant: str, outcome_id: str, history: History, label: int, rules: RuleSet, *,
+                                 at: datetime) -> None:
+        stored = await self._model(tenant, fresh=not self.guard.sole())
         if outcome_id in stored.applied:
             return
         assert history.lead is not None
@@ -197,13 +207,14 @@ class ScoringService:
         stored = StoredModel(update(stored.model, dict(before.features), label, rules.learning),
                              (*stored.applied, outcome_id), (*stored.evaluations, evaluation), self._clock())
         await self.models.save(tenant, stored, evaluations_kept=rules.learning.evaluations_kept)
-        self._model_cache[tenant] = stored
+        self._model_cache[tenant] = (stored, time.monotonic())
         metrics.MODEL_UPDATES.labels(tenant, str(label)).inc()
 
-    async def _model(self, tenant: str) -> StoredModel:
-        if tenant not in self._model_cache:
-            self._model_cache[tenant] = await self.models.load(tenant)
-        return self._model_cache[tenant]
+    async def _model(self, tenant: str, *, fresh: bool = False) -> StoredModel:
+        cached = self._model_cache.get(tenant)
+        if cached is None or fresh or (not self.guard.sole() and time.monotonic() - cached[1] > MODEL_REFRESH_S):
+            cached = self._model_cache[tenant] = (await self.models.load(tenant), time.monotonic())
+        return cached[0]
 
     # ---- the re-score timer ----------------------------------------------------------------------
     async def on_timer(self, now: datetime | None = None) -> Handled:

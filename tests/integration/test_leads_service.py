@@ -4,12 +4,14 @@ alerts, and dead-lettering of records it cannot read."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 from datetime import UTC, datetime, timedelta
 
 import faust
 
+from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.worker import Channels
 from schemas.dead_letters import DeadLetterHeaders
 from schemas.identity import LinkedIdentifier, TouchpointIdentified
@@ -19,6 +21,7 @@ from schemas.tasks import Outcome, TaskCreated, TaskOutcomeRecorded
 from schemas.topics import LEADS_ALERTS, LEADS_CHANGES, TASKS_OUTCOMES, dead_letter_topic
 from schemas.touchpoints import TouchpointReceived
 from tests.integration.kafka_kit import process_through_policy, read_all
+from services.leads.adapters.sources import SourceStats
 from services.leads.bootstrap import make_service
 from services.leads.domain.policy import CollisionPolicy, LeadPolicy, LeadPolicyBook
 from services.leads.domain.source_quality import AlertPolicy
@@ -205,6 +208,28 @@ async def test_source_quality_counts_each_touchpoint_once_and_alerts_on_a_jump(d
     campaign = report[("campaign", "cmp-1")]
     assert (campaign.counts.valid, campaign.counts.suspect, campaign.counts.junk) == (12, 8, 0)
     assert [a["dimension"] for a in await leads.alerts("t1", hours=24, now=T0 + timedelta(hours=2))].count("campaign") == 1
+
+
+async def test_two_workers_counting_the_same_sources_at_once_lose_no_count(db):
+    """Sources are shared by every leads worker, and FerretDB v1 applies `$inc` as a read and a write: two
+    workers counting one source at once hold its lease (the handler does), or counts are lost."""
+    workers = [(SourceStats(db), PersonGuard(PersonLeases(db, collection="lead_leases"), _never_merged))
+               for _ in range(2)]
+    policy = AlertPolicy()
+
+    async def count(stats: SourceStats, guard: PersonGuard, hour: int) -> None:
+        guard.sole = lambda: False  # one of two workers
+        async with guard.exclusive("t1", f"source\x1fcampaign\x1fcmp-{hour % 3}"):
+            await stats.count("t1", "campaign", f"cmp-{hour % 3}", T0 + timedelta(hours=hour), Verdict.VALID, policy)
+
+    await asyncio.gather(*(count(stats, guard, hour) for hour in range(12) for stats, guard in workers for _ in range(2)))
+    rows = await workers[0][0].rows("t1", since=T0)
+    assert sum(counts.valid for *_, counts in rows) == 48 and len(rows) == 12
+    assert await db["lead_leases"].count_documents({}) == 0
+
+
+async def _never_merged(tenant: str, one_id: str):
+    return one_id, None
 
 
 # ---- the agents on the real broker -----------------------------------------------------------------

@@ -86,3 +86,15 @@ async def test_a_lease_held_elsewhere_makes_the_change_wait(db):
 
     await asyncio.gather(holder(), waiter())
     assert order == ["first in", "first out", "second in"]
+
+
+async def test_a_change_that_also_needs_a_person_it_holds_does_not_wait_for_itself(db):
+    people = People(db)
+    await people.docs.insert_one({"_id": "t:loser", "merged_into": "winner"})
+    guard, _ = workers(db, people, shared=True)
+    async with guard.person("t", "loser"):  # holds the loser's and the winner's leases
+        async with asyncio.timeout(2):  # a lease taken twice would wait for its own 30 s term
+            async with guard.also("t", "winner"), guard.also("t", "loser", "referrer"):
+                assert await db["guard_leases"].count_documents({}) == 3
+        assert await db["guard_leases"].count_documents({}) == 2
+    assert await db["guard_leases"].count_documents({}) == 0

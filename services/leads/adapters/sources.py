@@ -9,17 +9,20 @@ command that returns the hour's counts (findAndModify).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from leadflow.runtime.store import ensure_collections, insert_once
 from schemas.leads import SourceAlerted, SourceCounts, Verdict
 from services.leads.domain.source_quality import Alert, AlertPolicy, Baseline, Counts, bucket_of, check
 
 
+T = TypeVar("T")
 KNOWN_BASELINES = 50_000  # sources (channels, campaigns, stores) whose baseline a worker keeps in memory
 
 
@@ -52,12 +55,10 @@ class SourceStats:
         """Count one touchpoint's verdict; the alert this raises (once per source and hour), if any."""
         bucket = bucket_of(at)
         bucket_id = self._bucket_id(tenant_id, dimension, value, bucket)
-        counts = _counts(await self.buckets.find_one_and_update(
-            {"_id": bucket_id},
-            {"$inc": {verdict.value: 1},
-             "$set": {"tenant_id": tenant_id, "dimension": dimension, "value": value, "bucket": bucket}},
-            upsert=True, return_document=ReturnDocument.AFTER,
-        ))
+        update = {"$inc": {verdict.value: 1},
+                  "$set": {"tenant_id": tenant_id, "dimension": dimension, "value": value, "bucket": bucket}}
+        counts = _counts(await _upsert(lambda: self.buckets.find_one_and_update(
+            {"_id": bucket_id}, update, upsert=True, return_document=ReturnDocument.AFTER)))
         baseline = await self._baseline(tenant_id, dimension, value, bucket, policy)
         alert = check(dimension, value, bucket, counts, baseline, policy)
         if alert is None:
@@ -89,10 +90,9 @@ class SourceStats:
         if current is not None:
             closed = _counts(await self.buckets.find_one({"_id": self._bucket_id(tenant_id, dimension, value, current)}))
             baseline = baseline.fold(current, closed, policy)
-        await self.baselines.replace_one({"_id": doc_id}, {
-            "tenant_id": tenant_id, "dimension": dimension, "value": value, "rate": baseline.rate,
-            "volume": baseline.volume, "through": baseline.through, "current": bucket,
-        }, upsert=True)
+        body = {"tenant_id": tenant_id, "dimension": dimension, "value": value, "rate": baseline.rate,
+                "volume": baseline.volume, "through": baseline.through, "current": bucket}
+        await _upsert(lambda: self.baselines.replace_one({"_id": doc_id}, body, upsert=True))
         self._remember(doc_id, bucket, baseline)
         return baseline
 
@@ -114,6 +114,15 @@ class SourceStats:
     async def recent_alerts(self, tenant_id: str, since: datetime, limit: int = 100) -> list[dict[str, Any]]:
         cursor = self.alerts.find({"tenant_id": tenant_id, "bucket": {"$gte": bucket_of(since)}}, {"_id": 0, "emitted": 0})
         return [d async for d in cursor.sort("bucket", DESCENDING).limit(limit)]
+
+
+async def _upsert(write: Callable[[], Awaitable[T]]) -> T:
+    """Sources are shared by every leads worker: two may create a source's document at once. FerretDB does
+    not retry an upsert that lost that race, as MongoDB does; the document exists now, so once more updates."""
+    try:
+        return await write()
+    except DuplicateKeyError:
+        return await write()
 
 
 def alert_event(tenant_id: str, alert: Alert, raised_at: datetime) -> SourceAlerted:
