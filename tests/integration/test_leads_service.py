@@ -4,6 +4,8 @@ alerts, and dead-lettering of records it cannot read."""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 from types import SimpleNamespace
 
@@ -96,8 +98,10 @@ async def test_one_device_brushing_forms_is_junk_beyond_the_window_threshold(db)
     assert later[0].lead.verdict is Verdict.VALID
 
 
-async def test_one_ip_counts_across_devices_and_the_ip_is_never_stored(db):
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "one of several workers"])
+async def test_one_ip_counts_across_devices_and_the_ip_is_never_stored(db, shared):
     leads = await service(db)
+    leads.guard.sole = lambda: not shared
     limit = LeadPolicy().quality.max_forms_per_ip
     for n in range(limit + 1):
         out = changes(await leads.on_identified(form(f"i{n}", f"p{n}", minute=n, phone=300 + n, device=f"d{n}",
@@ -110,8 +114,10 @@ async def test_one_ip_counts_across_devices_and_the_ip_is_never_stored(db):
 # ---- the timer -------------------------------------------------------------------------------------
 
 
-async def test_the_timer_sends_a_quiet_lead_dormant_without_waiting_for_an_event(db):
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "one of several workers"])
+async def test_the_timer_sends_a_quiet_lead_dormant_without_waiting_for_an_event(db, shared):
     leads = await service(db)
+    leads.guard.sole = lambda: not shared
     await leads.on_identified(form("e1", "p1"))
     after = LeadPolicy().lifecycle.dormant_after[Stage.LEAD]
     assert not (await leads.on_timer(T0 + after - timedelta(minutes=1))).outgoing

@@ -5,6 +5,8 @@ consultants' performance from stored tasks and outcomes."""
 
 from __future__ import annotations
 
+import pytest
+
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -106,9 +108,12 @@ async def test_later_signals_refresh_the_open_task_and_a_replay_changes_nothing(
     assert (await service.repo.task(TENANT, task.task_id))["version"] == 2
 
 
-async def test_a_missed_deadline_escalates_reassigns_once_then_stays_with_the_manager_told(db):
+# One of several workers, the timer takes each task's person's lease and re-reads the task under it.
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "one of several workers"])
+async def test_a_missed_deadline_escalates_reassigns_once_then_stays_with_the_manager_told(db, shared):
     clock = Clock(T0)
     service = await notify_service(db, clock)
+    service.guard.sole = lambda: not shared
     [task] = created(await service.on_score_changed(scored("p1", 1, Grade.H, None)))
     first = task.consultant_id
     assert first in ("c1", "c2")  # the manager is off duty for leads: they get escalations
@@ -132,10 +137,12 @@ async def test_a_missed_deadline_escalates_reassigns_once_then_stays_with_the_ma
     assert len((await service.repo.task(TENANT, task.task_id))["escalations"]) == 2
 
 
-async def test_unanswered_tasks_return_to_the_pool_and_are_claimed_under_the_rules(db):
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "one of several workers"])
+async def test_unanswered_tasks_return_to_the_pool_and_are_claimed_under_the_rules(db, shared):
     clock = Clock(T0)
     service = await notify_service(db, clock, pool={"return_after_days": 3, "daily_claim_limit": 1, "cooldown_days": 7},
                                    escalation={"reassign": False})
+    service.guard.sole = lambda: not shared
     tasks = [created(await service.on_score_changed(scored(f"p{n}", 1, Grade.B, None)))[0] for n in range(2)]
     await service.on_timer(T0 + timedelta(days=2))
     assert [(await service.repo.task(TENANT, t.task_id))["queue"] for t in tasks] == ["sales", "sales"]

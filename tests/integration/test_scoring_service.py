@@ -4,6 +4,8 @@ however often replayed), the held-out quality report, and a rescore after a rule
 
 from __future__ import annotations
 
+import pytest
+
 from datetime import UTC, datetime, timedelta
 
 
@@ -67,9 +69,11 @@ def scores(handled) -> list[ScoreChanged]:
 # ---- the decay timer --------------------------------------------------------------------------------
 
 
-async def test_a_quiet_lead_falls_on_the_timer_and_only_real_changes_are_emitted(db):
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "one of several workers"])
+async def test_a_quiet_lead_falls_on_the_timer_and_only_real_changes_are_emitted(db, shared):
     clock = Clock(T0)
     service = await scoring(db, clock)
+    service.guard.sole = lambda: not shared
     told = await hot_person(service, clock, "p1", T0)
     assert told[-1].grade is Grade.H
     assert not scores(await service.on_timer(T0 + timedelta(hours=1)))  # not due yet
