@@ -5,7 +5,8 @@ Publishes the simulator's stream to touchpoints.raw at --rate (default 7/s, abou
 sustains on the 2-core machine; see docs/benchmarks.md) for --duration seconds, a tenant of its own.
 After a warm-up (the JVM and the caches fill first) it samples each process's resident memory every
 --every seconds from /proc, notes any process whose pid changed or that vanished, and at the end
-prints memory at start and end and the growth, the restarts, and the consumer lag. Exits 1 if a
+prints memory at start and end (medians of the first and last five readings) and the growth, the
+peak, the restarts, and the consumer lag. Exits 1 if a
 process grew by more than --max-growth or restarted, or if the consumers did not keep up.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import threading
 import time
@@ -48,6 +50,20 @@ def snapshot(procs: Processes) -> dict[str, tuple[int | None, int | None]]:
     return out
 
 
+READINGS_PER_END = 5  # start and end are the medians of the first and of the last five readings
+
+
+def memory(readings: list[dict[str, int | None]], name: str) -> tuple[float | None, float | None, float]:
+    """A process's resident memory at the start and at the end of the soak, and its peak. A garbage-
+    collected heap (FerretDB's Go, the JVM) swings between collections, so one reading at each end
+    would measure where in its cycle the process happened to be: the median of five readings does not."""
+    values = [r[name] for r in readings if r.get(name)]
+    if not values:
+        return None, None, 0.0
+    return (statistics.median(values[:READINGS_PER_END]), statistics.median(values[-READINGS_PER_END:]),
+            float(max(values)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=7.0)
@@ -78,6 +94,7 @@ def main() -> int:
     print("after warm-up: " + ", ".join(f"{n} {kib / 1024:.0f} MiB" for n, (_, kib) in first.items() if kib), flush=True)
     restarts: dict[str, int] = dict.fromkeys(PROCESSES, 0)
     last = first
+    readings = [{n: kib for n, (_, kib) in first.items()}]
     groups = registry_groups(env["LEADFLOW_TOPIC_PREFIX"])
     while sending.is_alive():
         sending.join(timeout=args.every)
@@ -86,20 +103,22 @@ def main() -> int:
             if now[name][0] != last[name][0]:
                 restarts[name] += 1
         last = now
+        readings.append({n: kib for n, (_, kib) in now.items()})
         lag = sum(r.lag for r in consumer_lag(env["LEADFLOW_KAFKA_BOOTSTRAP"], groups))
         print(f"{(time.monotonic() - started) / 60:5.1f} min: lag {lag}, "
               + ", ".join(f"{n} {kib / 1024:.0f}" for n, (_, kib) in now.items() if kib), flush=True)
     publisher.close()
     time.sleep(30)  # the tail of the stream
     lag = sum(r.lag for r in consumer_lag(env["LEADFLOW_KAFKA_BOOTSTRAP"], groups))
-    end = snapshot(procs)
+    readings.append({n: kib for n, (_, kib) in snapshot(procs).items()})
     failed = lag > args.rate * 60  # more than a minute behind
-    print(f"\n{'process':<12} {'start MiB':>10} {'end MiB':>9} {'growth':>8} {'restarts':>9}")
+    print(f"\n{'process':<12} {'start MiB':>10} {'end MiB':>9} {'growth':>8} {'peak MiB':>9} {'restarts':>9}")
     for name in PROCESSES:
-        (_, a), (_, b) = first[name], end[name]
+        a, b, peak = memory(readings, name)
         growth = (b - a) / a if a and b else float("nan")
         failed |= bool(restarts[name]) or not growth <= args.max_growth
-        print(f"{name:<12} {(a or 0) / 1024:>10.0f} {(b or 0) / 1024:>9.0f} {growth:>8.1%} {restarts[name]:>9}")
+        print(f"{name:<12} {(a or 0) / 1024:>10.0f} {(b or 0) / 1024:>9.0f} {growth:>8.1%} {peak / 1024:>9.0f} "
+              f"{restarts[name]:>9}")
     print(f"consumer lag at the end: {lag} records")
     return 1 if failed else 0
 
