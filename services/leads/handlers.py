@@ -5,16 +5,16 @@ fold, split and erase persons as identity decides; answer lead and source-qualit
 from __future__ import annotations
 
 import logging
-from contextlib import AsyncExitStack
 import uuid
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from leadflow.runtime import metrics
 from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
-from leadflow.runtime.persons import persons_of
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
+from leadflow.runtime.persons import persons_of
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit, TouchpointIdentified
 from schemas.leads import LeadUpdated, Stage, Verdict
 from schemas.tasks import TaskCreated, TaskOutcomeRecorded

@@ -17,8 +17,8 @@ from typing import Any
 from leadflow.runtime import metrics
 from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
-from leadflow.runtime.persons import persons_of
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
+from leadflow.runtime.persons import persons_of
 from leadflow.sdk import EventProducer
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.leads import LeadSnapshot, Owner, Stage, Verdict
@@ -116,7 +116,7 @@ class NotifyService:
                 if doc.get("announced") or doc["status"] != TaskStatus.OPEN.value:
                     return Handled()
                 return Handled([Outgoing(TASKS_EVENTS, one_id, TaskCreated.model_validate(doc["event"]))],
-                               after_emit=lambda: self.repo.mark_announced(tenant, tid))
+                               after_emit=lambda: self._announced(tenant, one_id, tid))
             # Otherwise a later change with the same trigger (the assignment's, say): decided below.
         policy = self.policies.for_tenant(tenant)
         await self._remember_purchase(tenant, one_id, change, policy)
@@ -135,7 +135,12 @@ class NotifyService:
             tenant, one_id, tid, lead=change.lead, grade=change.grade, score=change.score, reason=decision.reason,
             detail=decision.detail, trigger_event_id=change.trigger.event_id, occurred_at=change.trigger.occurred_at,
             signal_id=change.change_id, policy=policy, now=now, source_channel=change.trigger.channel)
-        return Handled(out, after_emit=(lambda: self.repo.mark_announced(tenant, tid)) if out else None)
+        return Handled(out, after_emit=(lambda: self._announced(tenant, one_id, tid)) if out else None)
+
+    async def _announced(self, tenant: str, one_id: str, tid: str) -> None:
+        # After the send, outside the change that made the task: a write to its person like any other.
+        async with self.guard.person(tenant, one_id):
+            await self.repo.mark_announced(tenant, tid)
 
     async def _open_task(self, tenant: str, one_id: str, tid: str, *, lead: LeadSnapshot, grade: Grade, score: float,
                          reason: str, detail: str, trigger_event_id: str, occurred_at: datetime, signal_id: str,

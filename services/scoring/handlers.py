@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from contextlib import AsyncExitStack
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,8 +15,8 @@ from typing import Any
 from leadflow.runtime import metrics
 from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
-from leadflow.runtime.persons import persons_of
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
+from leadflow.runtime.persons import persons_of
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
 from schemas.scores import Grade, ScoreChanged
@@ -247,8 +247,12 @@ class ScoringService:
                 metrics.RESCORES.labels(tenant, cause, "changed" if out else "unchanged").inc()
 
         async def acknowledged() -> None:
-            for tenant, one_id in sent:
-                await self.repo.mark_sent(tenant, one_id)
+            # After the send, outside the run: FerretDB applies `$unset` as a read and a write of the whole
+            # document, so it is a write to the person like any other.
+            async with self.guard.locked():
+                for tenant, one_id in sent:
+                    async with self.guard.also(tenant, one_id):
+                        await self.repo.mark_sent(tenant, one_id)
 
         return Handled(outgoing, after_emit=acknowledged if sent else None)
 
