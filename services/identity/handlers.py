@@ -66,9 +66,12 @@ class IdentityService:
     # ---- touchpoints -----------------------------------------------------------------------------
     async def identify(self, event: TouchpointReceived) -> Handled:
         tenant, event_id = event.tenant_id, event.event_id
-        if await self.repo.was_emitted(tenant, event_id):
+        # The attempt marker first: every receipt and every emitted marker has one, so the first attempt
+        # (nine events in ten) needs no look-up at all; a later one looks for what the earlier left.
+        first_attempt = await self.repo.begin(tenant, event_id)
+        if not first_attempt and await self.repo.was_emitted(tenant, event_id):
             return Handled()  # a duplicate of an event already identified and emitted
-        receipt = await self.repo.receipt(tenant, event_id)
+        receipt = None if first_attempt else await self.repo.receipt(tenant, event_id)
         prepared = prepare(event, self.policies.for_tenant(tenant))
         now = self._clock()
         if receipt:  # stitched before, but the output may never have reached the broker
@@ -81,7 +84,6 @@ class IdentityService:
         else:
             for kind, reason in prepared.rejected:
                 metrics.IDENTIFIERS_REJECTED.labels(tenant, kind, reason).inc()
-            first_attempt = await self.repo.begin(tenant, event_id)
             stitched = await self._stitch(event, prepared.valid, now)
             if self.matcher is not None:
                 counted = set(stitched.keys)
