@@ -307,7 +307,7 @@ class ScoringService:
                 )
                 if before is None or before.grade != after.grade:
                     metrics.GRADE_CHANGES.labels(tenant, before.grade.value if before else "none", after.grade.value).inc()
-                fields["last_change"] = event.model_dump_json()  # text: see `last_change`
+                fields["last_change"] = event.model_dump(mode="json")
                 fields["last_source"] = source
                 fields["emitted"] = {"score": after.score, "grade": after.grade.value}
                 if unsent:
@@ -361,13 +361,9 @@ def _again(doc: dict[str, Any] | None, one_id: str, cause: str) -> list[Outgoing
 
 
 def last_change(doc: dict[str, Any] | None) -> ScoreChanged | None:
-    """The last change sent, kept to send again on a replay. Stored as JSON text since v1.2 of the document:
-    nobody queries inside it, and FerretDB decodes one string far faster than the 60-odd values of the
-    nested document (a find and a replace of a score document took 21% less, docs/benchmarks.md)."""
+    """The last change sent, kept to send again on a replay."""
     last = (doc or {}).get("last_change")
-    if not last:
-        return None
-    return ScoreChanged.model_validate_json(last) if isinstance(last, str) else ScoreChanged.model_validate(last)
+    return ScoreChanged.model_validate(last) if last else None
 
 
 def _history(doc: dict[str, Any] | None) -> History:

@@ -204,3 +204,15 @@ async def test_a_rescore_after_a_rule_change_emits_only_real_changes(db):
     assert await changed.rescore_progress(TENANT, "r1") == (0, 1)
     assert (await changed.get("t2", "other"))["rules"] == "car-dealer@1"  # another tenant is untouched
     assert not scores(await changed.on_timer(T0 + timedelta(minutes=2)))
+
+
+async def test_the_explanation_and_the_last_change_are_stored_as_text_and_read_as_structures(db):
+    clock = Clock(T0)
+    service = await scoring(db, clock)
+    told = await hot_person(service, clock, "p1", T0)
+    raw = await db["scores"].find_one({"tenant_id": "t1", "one_id": "p1"})
+    assert isinstance(raw["contributions"], str) and isinstance(raw["last_change"], str)  # one value each for FerretDB
+    doc = await service.repo.get("t1", "p1")
+    assert doc["contributions"] == [c.model_dump(mode="json") for c in told[-1].contributions]
+    assert ScoreChanged.model_validate(doc["last_change"]) == told[-1]
+    assert (await service.repo.many("t1", ["p1"]))["p1"]["contributions"] == doc["contributions"]

@@ -7,6 +7,7 @@ A person's document says when the re-score timer should look at it again (`resco
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,24 @@ from leadflow.runtime.persons import ErasureMarkers, follow
 from leadflow.runtime.store import ensure_collections
 
 _LIVE = {"merged_into": {"$exists": False}}
+# Fields nobody queries inside, stored as JSON text and decoded on every read: FerretDB v1 decodes a
+# document value by value, and these two (the explanation, the last change sent) are most of a score
+# document's values. A find and a replace of one took 21% less with the last change as text
+# (docs/benchmarks.md). Documents written before hold them nested; both read the same.
+OPAQUE = ("contributions", "last_change")
+
+
+def _encoded(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v, ensure_ascii=False, separators=(",", ":")) if k in OPAQUE and isinstance(v, (dict, list))
+            else v for k, v in fields.items()}
+
+
+def _decoded(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    if doc is not None:
+        for key in OPAQUE:
+            if isinstance(doc.get(key), str):
+                doc[key] = json.loads(doc[key])
+    return doc
 
 
 def score_doc_id(tenant_id: str, one_id: str) -> str:
@@ -39,11 +58,11 @@ class ScoreRepository:
 
     async def get(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
         doc = await self._docs.load(score_doc_id(tenant_id, one_id))
-        return doc if doc is not None and doc.get("tenant_id") == tenant_id else None
+        return _decoded(doc) if doc is not None and doc.get("tenant_id") == tenant_id else None
 
     async def save(self, tenant_id: str, one_id: str, fields: dict[str, Any], *, version: int) -> None:
         """Write the person's document whole (see `leadflow/runtime/state.py` for why without compare-and-set)."""
-        await self._docs.save(score_doc_id(tenant_id, one_id), {k: v for k, v in fields.items() if k != "_id"},
+        await self._docs.save(score_doc_id(tenant_id, one_id), _encoded({k: v for k, v in fields.items() if k != "_id"}),
                               version=version)
 
     async def resolve(self, tenant_id: str, one_id: str) -> tuple[str, dict[str, Any] | None]:
@@ -57,7 +76,7 @@ class ScoreRepository:
     async def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Persons whose re-score time came, or whose timer change is not yet acknowledged."""
         query = {"$or": [{"rescore_at": {"$lte": now}}, {"unsent": True}], **_LIVE}
-        return [doc async for doc in self.scores.find(query).limit(limit)]
+        return [_decoded(doc) async for doc in self.scores.find(query).limit(limit)]
 
     async def mark_sent(self, tenant_id: str, one_id: str) -> None:
         # By _id alone (FerretDB pushes only that down); a newer whole-document write has no `unsent` anyway.
@@ -96,4 +115,4 @@ class ScoreRepository:
             {"tenant_id": tenant_id, "one_id": {"$in": one_ids}, **_LIVE},
             {"one_id": 1, "score": 1, "grade": 1, "contributions": 1, "scored_at": 1},
         )
-        return {doc["one_id"]: doc async for doc in cursor}
+        return {doc["one_id"]: _decoded(doc) async for doc in cursor}
