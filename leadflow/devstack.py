@@ -263,8 +263,10 @@ def start_store(config: StackConfig, procs: Processes) -> bool:
     # GOGC=400: FerretDB's heap is small (about 45 MiB) and collected after every few commands; measured
     # with Go's profiler, the collector took a fifth of the store's CPU. Collecting at four times the live
     # heap instead of twice served 30% more commands per second for about 20 MiB more (docs/benchmarks.md).
-    return procs.start("store", [str(binary), f"--listen-addr=127.0.0.1:{config.store_port}",
-                                 f"--sqlite-url=file:{data}/"], {"GOGC": os.environ.get("LEADFLOW_STORE_GOGC", "400")},
+    argv = [str(binary), f"--listen-addr=127.0.0.1:{config.store_port}", f"--sqlite-url=file:{data}/"]
+    if debug := os.environ.get("LEADFLOW_STORE_DEBUG_ADDR"):  # Go's /debug/pprof: CPU and heap profiles
+        argv.append(f"--debug-addr={debug}")
+    return procs.start("store", argv, {"GOGC": os.environ.get("LEADFLOW_STORE_GOGC", "400")},
                        lambda: port_open(config.store_port), 60)
 
 
