@@ -8,6 +8,8 @@ next owner re-reads it and re-applies whatever it lacks. Last-writer-wins theref
 A guarded update (`{_id, version}`) would also be correct, but FerretDB v1's SQLite backend pushes
 down only a filter that is exactly `{_id: …}` and scans the whole collection for anything else
 (measured: 100+ ms per write at a few thousand documents, against 2-4 ms by _id alone).
+Writes that reach a document from another partition (after a merge) are not derived from its own log:
+those run under per-person leases while a service runs as several workers (`leadflow/runtime/leases.py`).
 """
 
 from __future__ import annotations
