@@ -13,7 +13,9 @@ So a worker that is about to change a person takes the person's lease first, and
 A lease is a document `_id` = tenant + one_id, inserted once (the compare-and-set) and deleted on
 release. A crashed worker's lease expires after `lease_s`; the next worker deletes it by its token
 (a filter on more than `_id`, which FerretDB v1 answers with a scan, cheap here because only held
-leases exist). Leases are taken in sorted order, so two workers never wait on each other in a cycle.
+leases exist). The leases of one call are taken in sorted order, so two such calls never wait on each
+other in a cycle; a change that takes more later (`PersonGuard.also`, `exclusive`) can, until one side's
+wait runs out (`LeaseTimeout`, retried like any transient failure).
 """
 
 from __future__ import annotations
