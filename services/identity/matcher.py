@@ -92,16 +92,19 @@ class Matcher:
         if found is None:
             return one_id, []
         vault = self.identity.vault
-        stored = await self.profiles.profile(tenant, one_id)
-        old = _profile_from_json(vault.open(stored["enc"])) if stored else None
-        profile = _combined(old, found)
-        text = _profile_json(profile)
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        if stored and stored.get("digest") == digest:
+        profile, text, digest = self._learned(await self.profiles.profile(tenant, one_id), found)
+        if text is None:
             return one_id, []  # nothing new about this person: nothing new to match
-        blocks = sorted(self._block_hash(tenant, b) for b in blocking_keys(profile))
-        await self.profiles.save_profile(tenant, one_id, {"enc": vault.seal(text), "digest": digest, "blocks": blocks,
-                                                           "updated_at": now})
+        # Identity's input is keyed by event, so another worker may be adding to this profile right now:
+        # read, combine and write it under the person's lease, or one side's news is lost (and FerretDB v1
+        # refuses the second of two upserts creating it).
+        async with self.identity.leases.held(tenant, [one_id]):
+            profile, text, digest = self._learned(await self.profiles.profile(tenant, one_id), found)
+            if text is None:
+                return one_id, []  # the other worker learned the same, and matched
+            blocks = sorted(self._block_hash(tenant, b) for b in blocking_keys(profile))
+            await self.profiles.save_profile(tenant, one_id, {"enc": vault.seal(text), "digest": digest,
+                                                               "blocks": blocks, "updated_at": now})
         shared: Counter[str] = Counter()
         for block in blocks:
             shared.update(await self.profiles.join_block(tenant, block, one_id) or ())
@@ -149,6 +152,13 @@ class Matcher:
             }):
                 metrics.IDENTITY_REVIEWS.labels(tenant, "queued").inc()
         return await repo.root(tenant, root), merges
+
+    def _learned(self, stored: dict[str, Any] | None, found: Profile) -> tuple[Profile, str | None, str]:
+        """The profile with what this touchpoint tells; its text is None when that is nothing new."""
+        profile = _combined(_profile_from_json(self.identity.vault.open(stored["enc"])) if stored else None, found)
+        text = _profile_json(profile)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return profile, None if stored and stored.get("digest") == digest else text, digest
 
     async def _merge(self, tenant: str, a: str, b: str, cause: str, match_score: float, event_id: str,
                      now: datetime) -> tuple[PersonsMerged | None, str | None]:

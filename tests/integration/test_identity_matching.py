@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from schemas.identity import ErasureRequested, ReviewDecided
 from services.identity.domain.policy import IdentityPolicy, PolicyBook
+from services.identity.matcher import _profile_from_json
 from tests.integration.identity_kit import T0, event, make_service, merges_of, one_id_of, operations
 
 # Thresholds moved so that one pair below lands in the grey band: thresholds are per tenant.
@@ -88,3 +91,38 @@ async def test_erasure_forgets_profiles_blocks_and_reviews(service, db):
     assert await db["identity_reviews"].count_documents({}) == 0
     async for block in db["identity_blocks"].find({}):
         assert b not in block["members"]
+
+
+async def test_two_workers_matching_one_person_at_once_keep_everything_they_learned(db):
+    """Identity's input is keyed by event, so two workers can identify touchpoints of one person at the
+    same moment: both add to the person's profile, and both may be the first to write it."""
+    workers = [await make_service(db) for _ in range(2)]
+    for round_, name in enumerate(["张伟", "李娜", "王强", "刘洋"]):  # four persons nobody would merge
+        facts = [{"city": "上海"}, {"birth_date": f"198{round_}-03-12"}, {"address": f"漕溪北路{round_}8号1203室"},
+                 {"city": "上海", "email": True}]
+        events = [event(f"p{round_}-{i}", ("phone", f"1390000{round_:04d}"),
+                        *([("email", f"zw{round_}@qq.com")] if fact.pop("email", False) else []),
+                        name=name, **fact) for i, fact in enumerate(facts)]
+        handled = await asyncio.gather(*(workers[i % 2].identify(e) for i, e in enumerate(events)))
+        [one_id] = {one_id_of(h) for h in handled}
+        [doc] = [d async for d in db["identity_profiles"].find({"one_id": one_id})]
+        profile = _profile_from_json(workers[0].vault.open(doc["enc"]))
+        assert (profile.city, str(profile.birth_date), profile.email_local) == ("上海", f"198{round_}-03-12", f"zw{round_}")
+        assert profile.address is not None
+
+
+async def test_persons_joining_one_block_at_once_are_all_its_members(db):
+    """Namesakes share blocks; FerretDB v1 applies `$addToSet` as a read and a write, so two workers
+    adding two persons to one block at once would keep only one of them."""
+    workers = [await make_service(db) for _ in range(2)]
+    cities = ["北京", "广州", "深圳", "杭州", "南京", "武汉", "西安", "重庆", "天津", "苏州", "长沙", "郑州"]
+    events = [event(f"n{i}", ("phone", f"1391111{i:04d}"), name="王芳", city=city) for i, city in enumerate(cities)]
+    handled = await asyncio.gather(*(workers[i % 2].identify(e) for i, e in enumerate(events)))
+    persons = {one_id_of(h) for h in handled}
+    assert len(persons) == len(cities)  # a common name in different cities: nobody merged
+    members: dict[str, set[str]] = {}
+    async for block in db["identity_blocks"].find({}):
+        members[block["_id"]] = set(block["members"])
+    async for profile in db["identity_profiles"].find({}):
+        for block in profile["blocks"]:
+            assert profile["one_id"] in members[f"t1\x1f{block}"]

@@ -4,6 +4,9 @@ identity_profiles  one per person that gave a name: the profile, Fernet-encrypte
                    a digest to tell whether anything new arrived.
 identity_blocks    one per (tenant, blocking key hash): the one_ids whose profiles share the key.
                    Looked up by _id only; a block grown past MAX_BLOCK is too common to compare on.
+                   Namesakes stitched by different workers join one block at once, and FerretDB v1
+                   applies `$addToSet` and `$pull` as a read and a write: members change under the
+                   block's lease (identity's leases, key `block` + hash).
 identity_reviews   one per candidate pair in the grey band, `_id` = tenant + both one_ids sorted, so a
                    pair is queued once and a rejected pair is never proposed again.
 """
@@ -17,6 +20,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime.leases import PersonLeases
 from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 
 MAX_BLOCK = 200
@@ -32,11 +36,16 @@ def review_id(a: str, b: str) -> str:
     return ".".join(sorted((a, b)))
 
 
+def _block_lease(block: str) -> str:
+    return f"block\x1f{block}"
+
+
 class ProfileRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.profiles = db["identity_profiles"]
         self.blocks = db["identity_blocks"]
         self.reviews = db["identity_reviews"]
+        self.leases = PersonLeases(db)
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.profiles, self.blocks, self.reviews)
@@ -67,18 +76,20 @@ class ProfileRepository:
         if len(members) >= MAX_BLOCK:
             return None
         if one_id not in members:
-            await self.blocks.update_one({"_id": block_id}, {"$addToSet": {"members": one_id}})
+            async with self.leases.held(tenant_id, [_block_lease(block)]):
+                await self.blocks.update_one({"_id": block_id}, {"$addToSet": {"members": one_id}})
         return members
 
     async def leave_blocks(self, tenant_id: str, blocks: list[str], one_ids: list[str]) -> None:
         """Remove the persons from the blocks, and a block left empty altogether (its key is theirs)."""
         for block in blocks:
             block_id = f"{tenant_id}\x1f{block}"
-            for one_id in one_ids:  # FerretDB v1's $pull takes values, not conditions such as $in
-                await self.blocks.update_one({"_id": block_id}, {"$pull": {"members": one_id}})
-            doc = await find_owned(self.blocks, tenant_id, block_id)
-            if doc is not None and not doc.get("members"):
-                await self.blocks.delete_one({"_id": block_id})
+            async with self.leases.held(tenant_id, [_block_lease(block)]):
+                for one_id in one_ids:  # FerretDB v1's $pull takes values, not conditions such as $in
+                    await self.blocks.update_one({"_id": block_id}, {"$pull": {"members": one_id}})
+                doc = await find_owned(self.blocks, tenant_id, block_id)
+                if doc is not None and not doc.get("members"):
+                    await self.blocks.delete_one({"_id": block_id})
 
     # ---- reviews ---------------------------------------------------------------------------------
     async def queue_review(self, tenant_id: str, a: str, b: str, body: dict[str, Any]) -> bool:
