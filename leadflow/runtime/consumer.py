@@ -5,6 +5,10 @@ let Faust acknowledge the offset. A record that cannot be decoded, or that makes
 with a non-transient error, goes to the consumer's dead-letter topic with the reason, the source
 topic, partition and offset, and the original bytes. Transient failures (store or broker away) are
 retried with back-off, forever: the offset does not move, nothing is lost, nothing is skipped.
+
+A duplicate key is retried too, a few times: it is how FerretDB v1 answers an upsert that lost a race
+with another worker's (MongoDB retries those itself), and every handler is idempotent, so the next
+attempt finds the document and updates it. One that persists is a bug, and is dead-lettered.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TypeVar
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
 from faust.exceptions import ProducerSendError
 from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError
 
 from leadflow.runtime import metrics
 from leadflow.runtime.messages import Handled, Outgoing
@@ -39,6 +44,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = TRANSIENT_STORE_ERRORS + (
     ConnectionError,
     RetryLater,
 )
+
+DUPLICATE_KEY_ATTEMPTS = 3
 
 Send = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]] | None], Awaitable[None]]
 
@@ -96,7 +103,7 @@ class RecordProcessor:
             await self._dead_letter(key, value, partition, offset, "undecodable", str(exc)[:500])
             return
 
-        attempt = 0
+        attempt = duplicates = 0
         while True:
             try:
                 result = await handle(record)
@@ -105,8 +112,13 @@ class RecordProcessor:
                 if result.after_emit is not None:
                     await result.after_emit()
                 break
-            except TRANSIENT_ERRORS as exc:
+            except (*TRANSIENT_ERRORS, DuplicateKeyError) as exc:
                 attempt += 1
+                if isinstance(exc, DuplicateKeyError):
+                    duplicates += 1
+                    if duplicates >= DUPLICATE_KEY_ATTEMPTS:
+                        await self._failed(key, value, partition, offset, exc)
+                        break
                 delay = min(self._max_backoff_s, 0.2 * 2 ** min(attempt, 10))
                 metrics.RETRIES.labels(self.service, self.source_topic, type(exc).__name__).inc()
                 log.warning(
@@ -115,14 +127,16 @@ class RecordProcessor:
                 )
                 await asyncio.sleep(delay)
             except Exception as exc:  # noqa: BLE001 - a bug on one record must not stop the partition
-                log.exception("%s: handler failed at %s[%d]@%d", self.service, self.source_topic, partition, offset)
-                await self._dead_letter(
-                    key, value, partition, offset, "handler_error", f"{type(exc).__name__}: {exc}"[:500]
-                )
+                await self._failed(key, value, partition, offset, exc)
                 break
         metrics.PROCESSING_SECONDS.labels(self.service, self.source_topic).observe(
             time.perf_counter() - started
         )
+
+    async def _failed(self, key: bytes | None, value: bytes, partition: int, offset: int, exc: Exception) -> None:
+        log.error("%s: handler failed at %s[%d]@%d", self.service, self.source_topic, partition, offset,
+                  exc_info=exc)
+        await self._dead_letter(key, value, partition, offset, "handler_error", f"{type(exc).__name__}: {exc}"[:500])
 
     async def emit(self, out: Outgoing) -> None:
         topic = out.topic.qualified(self._prefix)

@@ -6,15 +6,16 @@ import json
 
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaAdminClient
+from pymongo.errors import DuplicateKeyError
 
 from leadflow.runtime.admin import ensure_topics
-from leadflow.runtime.consumer import RecordProcessor
+from leadflow.runtime.consumer import DUPLICATE_KEY_ATTEMPTS, RecordProcessor
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.sdk import Publisher
 from schemas.dead_letters import DeadLetterHeaders
-from schemas.topics import ALL_TOPICS, TOUCHPOINTS_IDENTIFIED, TOUCHPOINTS_RAW
+from schemas.topics import ALL_TOPICS, TOUCHPOINTS_IDENTIFIED, TOUCHPOINTS_RAW, dead_letter_topic
 from schemas.touchpoints import TouchpointReceived
-from tests.integration.kafka_kit import read_all
+from tests.integration.kafka_kit import process_through_policy, read_all
 
 
 def test_topics_are_created_once_with_explicit_partitions(infra, unique):
@@ -84,3 +85,30 @@ async def test_processor_dead_letters_bad_records_and_emits_good_ones(infra, uni
     assert "event_type" in letters[1][1].error and "KeyError" in letters[2][1].error
     out = read_all(infra, f"{prefix}touchpoints.identified")
     assert [TouchpointReceived.model_validate_json(r.value).event_id for r in out] == ["ok"]
+
+
+async def test_processor_retries_a_lost_upsert_race_and_dead_letters_a_duplicate_key_that_persists(infra, unique):
+    """FerretDB v1 answers an upsert that lost a race with a duplicate key; the next attempt updates."""
+    prefix = f"it{unique}."
+    attempts: dict[str, int] = {}
+
+    async def handle(event: TouchpointReceived) -> Handled:
+        attempts[event.event_id] = attempts.get(event.event_id, 0) + 1
+        if event.event_id == "always" or attempts[event.event_id] == 1:
+            raise DuplicateKeyError("E11000 duplicate key error collection: it.leads", 11000)
+        return Handled([Outgoing(TOUCHPOINTS_IDENTIFIED, "k", event)])
+
+    good = {"event_type": "page_viewed", "occurred_at": "2026-11-22T10:00:00+08:00", "tenant_id": "t1",
+            "source": {"system": "it", "channel": "web"}}
+    records = [json.dumps({**good, "event_id": "raced"}).encode(), json.dumps({**good, "event_id": "always"}).encode()]
+    await process_through_policy(infra, service="identity", source=TOUCHPOINTS_RAW, prefix=prefix,
+                                 outputs=(TOUCHPOINTS_IDENTIFIED,), key=b"k", records=records,
+                                 decode=TouchpointReceived.from_bytes, handle=handle)
+
+    assert attempts == {"raced": 2, "always": DUPLICATE_KEY_ATTEMPTS}
+    out = read_all(infra, f"{prefix}touchpoints.identified")
+    assert [TouchpointReceived.model_validate_json(r.value).event_id for r in out] == ["raced"]
+    [letter] = read_all(infra, dead_letter_topic(TOUCHPOINTS_RAW, "identity").qualified(prefix))
+    headers = DeadLetterHeaders.from_headers(letter.headers)
+    assert (letter.value, headers.reason, headers.source_offset) == (records[1], "handler_error", 1)
+    assert headers.error.startswith("DuplicateKeyError")
