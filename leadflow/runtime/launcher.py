@@ -35,11 +35,15 @@ class ServiceDefinition:
     register: Callable[[Channels, Any], None]  # declares the agents
 
 
-async def prepare_store(definition: ServiceDefinition, settings: WorkerSettings) -> None:
+async def prepare_store(definition: ServiceDefinition, settings: WorkerSettings) -> WorkerSettings:
+    """Indexes and collections; the settings with what the store is like filled in."""
     client, db = store.connect(settings, app_name=f"{definition.name}-setup")
     try:
         for repository in definition.repositories(db):
             await repository.ensure_indexes()
+        if settings.store_atomic_updates is None:
+            settings = settings.model_copy(update={"store_atomic_updates": await store.applies_updates_atomically(db)})
+        return settings
     finally:
         await client.close()
 
@@ -64,5 +68,5 @@ def launch(definition: ServiceDefinition) -> None:
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
     )
-    asyncio.run(prepare_store(definition, settings))
+    settings = asyncio.run(prepare_store(definition, settings))
     run(bootstrap(definition, settings), settings)

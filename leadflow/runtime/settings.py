@@ -21,6 +21,9 @@ class CommonSettings(BaseSettings):
     # Partitions of each topic created at startup (dead-letter topics have one).
     partitions: int = Field(default=4, ge=1, le=256)
     replication_factor: int = Field(default=1, ge=1, le=5)
+    # Does the store apply an update to one document atomically (MongoDB) or as a read and a write
+    # (FerretDB v1)? None: ask the store at startup (`applies_updates_atomically`).
+    store_atomic_updates: bool | None = None
 
 
 class PersonalDataSettings(CommonSettings):

@@ -59,6 +59,13 @@ def connect(settings: CommonSettings, *, app_name: str) -> tuple[AsyncMongoClien
     return client, client[settings.mongo_db]
 
 
+async def applies_updates_atomically(db: AsyncDatabase) -> bool:
+    """Whether the store applies an update to one document atomically, as MongoDB does. FerretDB v1
+    reads the document and writes it back whole, without a transaction, so two processes updating one
+    document at once can lose one's change; it names itself in `buildInfo`."""
+    return "ferretdbVersion" not in await db.command("buildInfo")
+
+
 async def find_owned(collection, tenant_id: str, doc_id: str) -> dict | None:
     """The document with this _id if it belongs to the tenant. Filters on _id alone: FerretDB v1
     pushes nothing else down to SQLite and would scan the collection for `{_id, tenant_id}`."""

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
 from leadflow.runtime import store
+from leadflow.runtime.errors import RetryLater
 from leadflow.runtime.metrics import STREAM_ALERTS
 from leadflow.runtime.lag import LagCollector, registry_groups
 from leadflow.sdk import EventProducer, Publisher
@@ -54,6 +55,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         audit = RevealAudit(db)
         await audit.ensure_indexes()
         identity_service = build_identity(settings, db)
+        atomic = settings.store_atomic_updates
+        if atomic is None:
+            atomic = await store.applies_updates_atomically(db)
         app.state.ready = (db, producer)
         app.state.services = Services(
             ingest=IngestService(receipts, publisher, clock=clock),
@@ -64,7 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             leads=build_for_reads(db, settings.leads_policy_file),
             scoring=build_scoring_reads(db, settings.scoring_rules_file, clock=clock),
             notify=build_notify_api(db, settings.notify_policy_file, clock=clock, producer=producer,
-                                    topic_prefix=settings.topic_prefix),
+                                    topic_prefix=settings.topic_prefix, atomic_store=atomic),
             keys=keys,
             max_batch=settings.max_batch,
             ingest_limit=RateLimiter(settings.ingest_rate_per_s, settings.ingest_burst),
@@ -119,6 +123,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         "Authenticate with the X-Api-Key header.",
         lifespan=lifespan,
     )
+
+    @app.exception_handler(RetryLater)
+    async def busy(request: Request, exc: RetryLater):
+        """A lease another writer held too long (the worker changing the same task or consultant)."""
+        return JSONResponse({"detail": "busy with this record; retry shortly"}, status_code=503,
+                            headers={"Retry-After": "1"})
 
     @app.middleware("http")
     async def measure(request: Request, call_next):

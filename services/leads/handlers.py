@@ -80,28 +80,30 @@ class LeadService:
         policy = self.policies.for_tenant(tenant)
         # A merged person's touchpoint goes to whom they live on as.
         target, stored = await self.repo.resolve(tenant, event.one_id)
+        # An erasure runs under the same guard, so none comes between this look and the writes below.
         if stored is None and await self.repo.is_erased(tenant, target):
             return Handled()  # identified before the person was erased: nothing may bring them back
+        cleaned = clean_touchpoint(event, policy)
+        # Assessed before it is filed, so that its entry is written once with its verdict.
+        fresh = await self._assess(event, cleaned, policy)
         # The timeline decides for a touchpoint it knows: a split may have given it to somebody else.
-        filed_under, entry = await self.timeline.add_touchpoint(event, target)
+        filed_under, entry = await self.timeline.add_touchpoint(event, target, fresh)
         if filed_under != target:
             await more.enter_async_context(self.guard.also(tenant, filed_under))
             target, stored = await self.repo.resolve(tenant, filed_under)
             if target != filed_under:
                 await self.timeline.move_touchpoint(tenant, event.event_id, target)
-        cleaned = clean_touchpoint(event, policy)
         # A replay keeps the verdict of the first attempt: the counters it read have moved on since.
-        assessment = assessment_of(entry) or await self._assess(event, cleaned, policy)
+        assessment = assessment_of(entry)
+        if assessment is None:  # filed by a version that assessed after filing, and died in between
+            assessment = fresh
+            await self.timeline.set_assessment(tenant, event.event_id, assessment)
         before = stored.lead if stored else None
         applied = apply(before or Lead(tenant_id=tenant, one_id=target), event, cleaned, assessment, policy)
         lead = applied.lead
         if applied.new:
             await self._save(applied, policy, now_of(event))
             _count(tenant, event, assessment, lead, applied)
-            if before is None and await self.repo.is_erased(tenant, target):
-                await self.repo.forget(tenant, target, event.event_id)  # erased meanwhile (by another worker)
-                await self.timeline.forget_touchpoint(tenant, event.event_id)
-                return Handled()
         outgoing = [self._change(lead, cause="touchpoint", cause_id=event.event_id, trigger=trigger_of(event),
                                  previous=applied.transitions[0].from_stage if applied.transitions else None,
                                  repeat_inquiry=applied.repeat_inquiry)]
@@ -116,7 +118,8 @@ class LeadService:
         return Handled(outgoing, after_emit if alerts else None)
 
     async def _assess(self, event: TouchpointIdentified, cleaned, policy: LeadPolicy) -> Assessment:
-        """The touchpoint's verdict with the windowed counts of its device and IP; stored on its entry."""
+        """The touchpoint's verdict with the windowed counts of its device and IP (each submission is
+        recorded once, so a replay counts nothing twice)."""
         tenant, tp = event.tenant_id, event.touchpoint
         window = policy.quality.velocity_window
         device_forms = ip_forms = 0
@@ -131,10 +134,8 @@ class LeadService:
                     ip_forms = await self.velocity.record(tenant, "ip", ip, event.event_id, tp.occurred_at, window)
         phones = [i.link_id for i in event.identifiers if i.type == "phone"]
         bad = await self.bad_phones.among(tenant, phones) if phones else set()
-        assessment = assess(quality_input(event, cleaned, device_forms=device_forms, ip_forms=ip_forms, bad_phones=bad),
-                            policy.quality)
-        await self.timeline.set_assessment(tenant, event.event_id, assessment)
-        return assessment
+        return assess(quality_input(event, cleaned, device_forms=device_forms, ip_forms=ip_forms, bad_phones=bad),
+                      policy.quality)
 
     async def _count_sources(self, event: TouchpointIdentified, assessment: Assessment, policy: AlertPolicy, *,
                              counted_already: bool) -> list:

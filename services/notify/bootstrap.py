@@ -49,27 +49,27 @@ def channels_of(settings: NotifySettings | None, outbox: PushOutbox, clock: Call
 def make_service(db: AsyncDatabase, *, policies: NotifyPolicyBook | None = None, clock: Callable[[], datetime] = _now,
                  producer: EventProducer | None = None, topic_prefix: str = "", timer_batch: int = 200,
                  timer_interval_s: float = 30.0, settings: NotifySettings | None = None,
-                 channels: dict[str, Channel] | None = None) -> NotifyService:
+                 channels: dict[str, Channel] | None = None, atomic_store: bool = False) -> NotifyService:
     outbox = PushOutbox(db)
     return NotifyService(NotifyRepository(db), clock=clock, producer=producer, topic_prefix=topic_prefix,
                          policies=policies, timer_batch=timer_batch, timer_interval_s=timer_interval_s, outbox=outbox,
                          channels=channels if channels is not None else channels_of(settings, outbox, clock),
                          delivery_interval_s=settings.delivery_interval_s if settings else 2.0,
-                         inbox_url=settings.inbox_url if settings else None)
+                         inbox_url=settings.inbox_url if settings else None, atomic_store=atomic_store)
 
 
 def build(settings: NotifySettings, db: AsyncDatabase) -> NotifyService:
     return make_service(db, policies=load_notify_policies(settings.notify_policy_file),
                         timer_batch=settings.notify_timer_batch, timer_interval_s=settings.notify_timer_interval_s,
-                        settings=settings)
+                        settings=settings, atomic_store=bool(settings.store_atomic_updates))
 
 
 def build_for_api(db: AsyncDatabase, policy_file: Path | None, *, clock: Callable[[], datetime], producer: EventProducer,
-                  topic_prefix: str) -> NotifyService:
+                  topic_prefix: str, atomic_store: bool) -> NotifyService:
     """The API's side of notify: outcomes, claims, consultants and reads (the timer, agents and delivery
     are the worker's)."""
     return make_service(db, policies=load_notify_policies(policy_file), clock=clock, producer=producer,
-                        topic_prefix=topic_prefix, channels={})
+                        topic_prefix=topic_prefix, channels={}, atomic_store=atomic_store)
 
 
 DEFINITION = ServiceDefinition(

@@ -10,12 +10,13 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from leadflow.runtime import metrics
-from leadflow.runtime.leases import PersonGuard, PersonLeases
+from leadflow.runtime.leases import MAX_RESOLVES, LeaseTimeout, PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
 from leadflow.runtime.persons import persons_of
@@ -75,6 +76,7 @@ class NotifyService:
         retry: RetryPolicy = RetryPolicy(),
         delivery_interval_s: float = 2.0,
         inbox_url: str | None = None,
+        atomic_store: bool = False,
     ) -> None:
         self.repo = repo
         self.owns: Owns = everything  # the timer's persons; one worker of several: its partitions' (bootstrap)
@@ -91,8 +93,12 @@ class NotifyService:
         self._prefix = topic_prefix
         # A worker's agents (score changes, identity changes) and its timer write the same slots and tasks:
         # one change at a time, and the persons' leases when notify runs as several workers
-        # (`leadflow/runtime/leases.py`; the entrypoint sets `guard.sole`).
+        # (`leadflow/runtime/leases.py`; the entrypoint sets `guard.sole`). The API writes tasks and
+        # consultants too: on a store that applies an update as a read and a write (FerretDB v1), the
+        # worker and the API take the leases even when the worker is alone.
+        self.atomic_store = atomic_store
         self.guard = PersonGuard(PersonLeases(repo.tasks.database, collection=LEASES), repo.resolve)
+        self.guard.sole = lambda: self.atomic_store
         self._timer_runs = 0
         self._gauged: set[tuple[str, str]] = set()
 
@@ -125,6 +131,7 @@ class NotifyService:
         decision = decide(change, policy.triggers, has_open_task=bool(open_ids), first=first)
         if decision is None:
             return Handled()
+        # An erasure runs under the same guard, so none comes between this look and the writes below.
         if slot is None and await self.repo.is_erased(tenant, one_id):
             return Handled()  # sent before the person was erased: nothing may bring them back
         now = self._clock()
@@ -198,8 +205,7 @@ class NotifyService:
             metrics.TASKS_CREATED.labels(tenant, reason, grade.value).inc()
             metrics.END_TO_END_SECONDS.labels(tenant).observe(max(0.0, (now - occurred_at).total_seconds()))
             if assignment.consultant_id:
-                await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
-                await self.repo.count_assignment(tenant, assignment.consultant_id, today)
+                await self._count(tenant, assignment.consultant_id, opened=+1, assigned_on=today)
         else:  # a replay after a crash: the task as it was created, unless it is closed by now
             existing = await self.repo.task(tenant, tid)
             if existing is None or existing["status"] != TaskStatus.OPEN.value:
@@ -210,11 +216,7 @@ class NotifyService:
         await self.pusher.announce(policy, await self.repo.task(tenant, tid), audience, now)
         if reason in ACKNOWLEDGED and event.consultant_id and policy.delivery.acknowledge_url and "webhook" in self.channels:
             await self.pusher.acknowledge(policy, event, source_channel, now)
-        before = await self.repo.take_slot(tenant, one_id, tid)
-        if before is None and await self.repo.is_erased(tenant, one_id):
-            await self.repo.drop_task(tenant, tid)  # the person was erased meanwhile (by another worker)
-            await self.repo.drop_slot(tenant, one_id)
-            return []
+        await self.repo.take_slot(tenant, one_id, tid)
         return [Outgoing(TASKS_EVENTS, one_id, event)]
 
     async def _remember_purchase(self, tenant: str, one_id: str, change: ScoreChanged, policy: NotifyPolicy) -> None:
@@ -358,9 +360,8 @@ class NotifyService:
                 }, push={"escalations": escalation, "assignments": {
                     "consultant_id": assignment.consultant_id, "rule": assignment.rule, "why": assignment.why,
                     "at": now, "cause": "sla_breach"}})
-                await self.repo.count_open_task(tenant, current, -1)
-                await self.repo.count_open_task(tenant, assignment.consultant_id, +1)
-                await self.repo.count_assignment(tenant, assignment.consultant_id, today)
+                await self._count(tenant, current, opened=-1)
+                await self._count(tenant, assignment.consultant_id, opened=+1, assigned_on=today)
                 metrics.TASKS_REASSIGNED.labels(tenant, "sla_breach").inc()
                 moved = await self.repo.task(tenant, task["_id"])
                 await self.pusher.announce(policy, moved, [assignment.consultant_id, *managers], now)
@@ -377,7 +378,7 @@ class NotifyService:
             "updated_at": now,
         }, push={"assignments": {"consultant_id": None, "rule": "pool", "why": "长期未跟进，退回公海", "at": now,
                                  "cause": "pool"}})
-        await self.repo.count_open_task(tenant, current, -1)
+        await self._count(tenant, current, opened=-1)
         metrics.TASKS_POOLED.labels(tenant).inc()
 
     # ---- pushes (services/notify/pushing.py) -----------------------------------------------------
@@ -401,9 +402,11 @@ class NotifyService:
     async def claim(self, *, tenant_id: str, task_id: str, consultant_id: str) -> dict[str, Any]:
         """A consultant takes a pooled lead: within the daily limit, not back within the cool-down, and
         then protected for the tenant's protection period. Two claims of one pooling: one wins."""
-        task = await self.repo.task(tenant_id, task_id)
-        if task is None:
-            raise TaskNotFound(task_id)
+        async with self._task_held(tenant_id, task_id) as task:
+            return await self._claim(task, consultant_id)
+
+    async def _claim(self, task: dict[str, Any], consultant_id: str) -> dict[str, Any]:
+        tenant_id, task_id = task["tenant_id"], task["_id"]
         policy = self.policies.for_tenant(tenant_id)
         now = self._clock()
         today = self._today(policy, now)
@@ -420,7 +423,7 @@ class NotifyService:
         await self.repo.update_task(task_id, fields, push={"assignments": {
             "consultant_id": consultant_id, "rule": "pool_claim", "why": "从公海领取", "at": now, "cause": "claim"}})
         await self.repo.unset_task_fields(task_id, "breached_at")
-        await self.repo.count_open_task(tenant_id, consultant_id, +1)
+        await self._count(tenant_id, consultant_id, opened=+1)
         metrics.POOL_CLAIMS.labels(tenant_id).inc()
         return {**task, **fields}
 
@@ -468,30 +471,36 @@ class NotifyService:
         )
         for duplicate, instead in closing:
             await self.repo.close_duplicate(duplicate.task_id, instead.task_id, self._clock())
-            if duplicate.consultant_id:
-                await self.repo.count_open_task(tenant, duplicate.consultant_id, -1)
+            await self._count(tenant, duplicate.consultant_id, opened=-1)
         first = primary(kept, (slot or {}).get("open_task_id"))
         await self.repo.set_slot(tenant, one_id, first, [t.task_id for t in kept if t.task_id != first])
 
     # ---- consultants' side (called from the API) -------------------------------------------------
     async def accept(self, *, tenant_id: str, task_id: str, consultant_id: str | None) -> dict[str, Any]:
         """The consultant took the task on (接单). Not a first response: that is the first outcome."""
-        task = await self.repo.task(tenant_id, task_id)
-        if task is None or (consultant_id and task.get("consultant_id") != consultant_id):
-            raise TaskNotFound(task_id)
-        if task.get("accepted_at") is None:
-            now = self._clock()
-            await self.repo.update_task(task_id, {"accepted_at": now, "updated_at": now})
-            task["accepted_at"] = now
-        return task
+        async with self._task_held(tenant_id, task_id, consultant_id) as task:
+            if task.get("accepted_at") is None:
+                now = self._clock()
+                await self.repo.update_task(task_id, {"accepted_at": now, "updated_at": now})
+                task["accepted_at"] = now
+            return task
 
     async def record_outcome(
         self, *, tenant_id: str, task_id: str, outcome: Outcome, reason: str | None, note: str | None,
         consultant_id: str | None, next_follow_up_at: datetime | None = None,
     ) -> TaskOutcomeRecorded:
-        task = await self.repo.task(tenant_id, task_id)
-        if task is None or (consultant_id and task.get("consultant_id") != consultant_id):
-            raise TaskNotFound(task_id)
+        async with self._task_held(tenant_id, task_id, consultant_id) as task:
+            event = await self._record_outcome(task, outcome, reason, note, next_follow_up_at)
+        if self._producer is None:
+            raise RuntimeError("this NotifyService has no producer for tasks.outcomes")
+        topic = TASKS_OUTCOMES.qualified(self._prefix)
+        await asyncio.to_thread(self._producer.send_all, [(topic, task["one_id"].encode(), event.to_bytes())])
+        await self.repo.mark_outcome_published(event.outcome_id)
+        return event
+
+    async def _record_outcome(self, task: dict[str, Any], outcome: Outcome, reason: str | None, note: str | None,
+                              next_follow_up_at: datetime | None) -> TaskOutcomeRecorded:
+        tenant_id, task_id = task["tenant_id"], task["_id"]
         now = self._clock()
         event = TaskOutcomeRecorded(
             outcome_id=str(uuid.uuid4()),
@@ -512,18 +521,56 @@ class NotifyService:
             await self.repo.update_task(task_id, {"next_follow_up_at": next_follow_up_at})
         if close:
             await self.repo.free_slot(tenant_id, task["one_id"], task_id)
-            if task.get("consultant_id"):
-                await self.repo.count_open_task(tenant_id, task["consultant_id"], -1)
-                await self.repo.count_closed(tenant_id, task["consultant_id"], outcome in CONVERTING_OUTCOMES)
-        if self._producer is None:
-            raise RuntimeError("this NotifyService has no producer for tasks.outcomes")
-        topic = TASKS_OUTCOMES.qualified(self._prefix)
-        await asyncio.to_thread(self._producer.send_all, [(topic, task["one_id"].encode(), event.to_bytes())])
-        await self.repo.mark_outcome_published(event.outcome_id)
+            await self._count(tenant_id, task.get("consultant_id"), opened=-1,
+                              closed=outcome in CONVERTING_OUTCOMES)
         return event
 
     async def upsert_consultant(self, *, tenant_id: str, consultant_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return await self.repo.upsert_consultant(tenant_id, consultant_id, {**fields, "updated_at": self._clock()})
+        async with self._counting(tenant_id, consultant_id):  # its counters live on the same document
+            return await self.repo.upsert_consultant(tenant_id, consultant_id, {**fields, "updated_at": self._clock()})
+
+    # ---- what the API and the worker both write ----------------------------------------------------
+    @asynccontextmanager
+    async def _task_held(self, tenant_id: str, task_id: str,
+                         consultant_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """For the API: the task, read under its person's lease where the store needs it (FerretDB v1
+        applies an update as a read and a write of the whole document, so a consultant's outcome and the
+        worker's escalation of the same task at once would lose one). The worker holds the same lease
+        for every change of the person (`guard.sole` is never true on such a store). A consultant sees
+        only their own tasks."""
+        for _ in range(MAX_RESOLVES):
+            task = await self.repo.task(tenant_id, task_id)
+            if task is None or (consultant_id and task.get("consultant_id") != consultant_id):
+                raise TaskNotFound(task_id)
+            if self.guard.sole():
+                yield task
+                return
+            async with self.guard.leases.held(tenant_id, [task["one_id"]]):
+                again = await self.repo.task(tenant_id, task_id)
+                if again is not None and again["one_id"] == task["one_id"]:  # not moved by a merge meanwhile
+                    if consultant_id and again.get("consultant_id") != consultant_id:
+                        raise TaskNotFound(task_id)
+                    yield again
+                    return
+        raise LeaseTimeout(f"task {task_id} kept moving")
+
+    def _counting(self, tenant_id: str, consultant_id: str):
+        """A consultant's document: its counters change from the worker and from the API."""
+        return self.guard.exclusive(tenant_id, f"consultant\x1f{consultant_id}")
+
+    async def _count(self, tenant_id: str, consultant_id: str | None, *, opened: int = 0,
+                     assigned_on: date | None = None, closed: bool | None = None) -> None:
+        """Count a task opened (+1) or closed (-1) on a consultant, an assignment of the day, a closed task
+        (converted or not)."""
+        if not consultant_id:
+            return
+        async with self._counting(tenant_id, consultant_id):
+            if opened:
+                await self.repo.count_open_task(tenant_id, consultant_id, opened)
+            if assigned_on is not None:
+                await self.repo.count_assignment(tenant_id, consultant_id, assigned_on)
+            if closed is not None:
+                await self.repo.count_closed(tenant_id, consultant_id, closed)
 
     async def tasks(self, *, tenant_id: str, consultant_id: str | None, status: TaskStatus | None,
                     one_id: str | None = None, queue: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

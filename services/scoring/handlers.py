@@ -66,6 +66,7 @@ class ScoringService:
     async def _lead_updated(self, change: LeadUpdated, more: AsyncExitStack) -> Handled:
         tenant, trigger_id = change.tenant_id, change.trigger.event_id
         target, doc = await self.repo.resolve(tenant, change.one_id)  # a merged person's: the survivor's
+        # An erasure runs under the same guard, so none comes between this look and the writes below.
         if doc is None and await self.repo.is_erased(tenant, target):
             return Handled()  # sent before the person was erased: nothing may bring them back
         moved_to = _history(doc).moved_to(trigger_id)
@@ -94,11 +95,7 @@ class ScoringService:
         history = replace(history, trigger=change.trigger)
         # A known trigger with a newer lead (leads' change after a merge or split) is a change of its own.
         key = trigger_id if not known else f"{trigger_id}\x1f{change.change_id}"
-        outgoing = await self._rescore(doc, tenant, target, history, key=key, source=change.change_id, cause="lead")
-        if doc is None and await self.repo.is_erased(tenant, target):
-            await self.repo.delete(tenant, target)  # erased meanwhile (by another worker)
-            return Handled()
-        return Handled(outgoing)
+        return Handled(await self._rescore(doc, tenant, target, history, key=key, source=change.change_id, cause="lead"))
 
     # ---- identity changes ------------------------------------------------------------------------
     async def on_identity_changed(self, change: PersonsMerged | PersonSplit | PersonErased) -> Handled:

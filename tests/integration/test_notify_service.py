@@ -5,6 +5,8 @@ consultants' performance from stored tasks and outcomes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from contextlib import asynccontextmanager
@@ -385,3 +387,37 @@ async def test_the_timer_repairs_a_consultants_load_that_a_crash_left_wrong(db):
     await service.on_timer(T0 + timedelta(minutes=1))  # the first run counts
     loads = {c.consultant_id: c.open_tasks for c in await service.repo.consultants_with_load(TENANT)}
     assert loads == {cid: owners.count(cid) for cid in ("c1", "c2", "m1")}
+
+
+async def test_the_api_and_the_worker_changing_one_consultant_at_once_lose_nothing(infra, db, unique):
+    """Consultants close tasks through the API while the worker opens new ones for them: both change the
+    consultants' counters, and FerretDB v1 applies even `$inc` as a read and a write of the document."""
+    clock = Clock(T0)
+    prefix = f"it{unique}."
+    ensure_topics(infra.kafka_bootstrap, prefix=prefix, specs=(TASKS_OUTCOMES,))
+    worker = await notify_service(db, clock)
+    api = make_service(db, policies=worker.policies, clock=clock)
+    api._producer, api._prefix = EventProducer(infra.kafka_bootstrap), prefix
+    try:
+        first = [t for n in range(12) for t in created(await worker.on_score_changed(scored(f"p{n}", 1, Grade.H, None)))]
+
+        async def close(task: TaskCreated) -> None:
+            await api.record_outcome(tenant_id=TENANT, task_id=task.task_id, outcome=Outcome.WON, reason=None,
+                                     note=None, consultant_id=None)
+
+        async def open_(n: int) -> list[TaskCreated]:
+            return created(await worker.on_score_changed(scored(f"q{n}", 1, Grade.H, None)))
+
+        results = await asyncio.gather(*(close(t) for t in first), *(open_(n) for n in range(12)))
+    finally:
+        api._producer.close()
+    opened = [t for r in results if r for t in r]
+    assert len(first) == len(opened) == 12
+    for consultant in ("c1", "c2"):
+        doc = await worker.repo.consultants.find_one({"_id": f"{TENANT}\x1f{consultant}"})
+        mine_open = sum(t.consultant_id == consultant for t in opened)
+        mine_closed = sum(t.consultant_id == consultant for t in first)
+        assert (doc.get("open_tasks", 0), doc.get("closed", 0), doc.get("converted", 0)) == (
+            mine_open, mine_closed, mine_closed), consultant
+    for task in first:
+        assert (await worker.repo.task(TENANT, task.task_id))["status"] != "open"

@@ -88,9 +88,6 @@ class LeadRepository:
         doc = _transition_doc(lead.tenant_id, lead.one_id, transition)
         await self.transitions.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
-    async def forget_transition(self, tenant_id: str, one_id: str, cause_id: str) -> None:
-        await self.transitions.delete_one({"_id": f"{tenant_id}\x1f{one_id}\x1f{cause_id}"})
-
     async def replace_transitions(self, tenant_id: str, one_id: str, transitions: list[Transition],
                                   *, causes: set[str], stale_types: set[str]) -> None:
         """Make `transitions` the person's stage changes caused by `causes` or of `stale_types`; changes
@@ -109,17 +106,13 @@ class LeadRepository:
         return await self.erasures.is_erased(tenant_id, one_id)
 
     async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> None:
-        """Delete everything held on these persons. The marker goes first: a touchpoint applied while
-        this runs either lands before the deletes below, or sees the marker afterwards."""
+        """Delete everything held on these persons. The marker goes first, so an erasure that dies halfway
+        leaves the persons marked and its replay deletes the rest. Their touchpoints wait meanwhile: an
+        erasure holds the persons' guard, as every change of them does."""
         await self.erasures.mark(tenant_id, one_ids, at)
         for one_id in one_ids:
             await self.leads.delete_one({"_id": lead_doc_id(tenant_id, one_id)})
         await self.transitions.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
-
-    async def forget(self, tenant_id: str, one_id: str, event_id: str) -> None:
-        """Undo what applying one touchpoint wrote to these collections (it raced the person's erasure)."""
-        await self.leads.delete_one({"_id": lead_doc_id(tenant_id, one_id)})
-        await self.forget_transition(tenant_id, one_id, event_id)
 
     # ---- reads -----------------------------------------------------------------------------------
     async def list(self, tenant_id: str, *, verdict: Verdict | None = None, stage: Stage | None = None,

@@ -37,9 +37,11 @@ class Timeline:
         await self.entries.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING)])
 
     # ---- touchpoints -----------------------------------------------------------------------------
-    async def add_touchpoint(self, event: TouchpointIdentified, one_id: str) -> tuple[str, dict[str, Any]]:
-        """File the touchpoint under `one_id` unless the timeline knows it; returns whose it is, and its entry."""
-        entry = _touchpoint(event, one_id)
+    async def add_touchpoint(self, event: TouchpointIdentified, one_id: str,
+                             assessment: Assessment) -> tuple[str, dict[str, Any]]:
+        """File the touchpoint under `one_id` with its verdict unless the timeline knows it; returns whose it
+        is, and its entry (a known one with the verdict it was filed with)."""
+        entry = {**_touchpoint(event, one_id), **_verdict(assessment)}
         if await insert_once(self.entries, entry):
             return one_id, entry
         known = await self.entries.find_one({"_id": entry["_id"]})
@@ -52,8 +54,7 @@ class Timeline:
         return known["one_id"], known
 
     async def set_assessment(self, tenant_id: str, event_id: str, assessment: Assessment) -> None:
-        await self.entries.update_one({"_id": touchpoint_entry_id(tenant_id, event_id)},
-                                      {"$set": {"verdict": assessment.verdict.value, "reasons": list(assessment.reasons)}})
+        await self.entries.update_one({"_id": touchpoint_entry_id(tenant_id, event_id)}, {"$set": _verdict(assessment)})
 
     async def mark_counted(self, tenant_id: str, event_id: str) -> None:
         await self.entries.update_one({"_id": touchpoint_entry_id(tenant_id, event_id)}, {"$set": {"counted": True}})
@@ -67,9 +68,6 @@ class Timeline:
             if await insert_once(self.entries, {"_id": entry_id, "tenant_id": tenant_id, "event_id": event_id,
                                                 "one_id": one_id}):
                 return
-
-    async def forget_touchpoint(self, tenant_id: str, event_id: str) -> None:
-        await self.entries.delete_one({"_id": touchpoint_entry_id(tenant_id, event_id)})
 
     # ---- other entries ---------------------------------------------------------------------------
     async def add_outcome(self, outcome: TaskOutcomeRecorded, one_id: str) -> bool:
@@ -114,6 +112,10 @@ class Timeline:
 
     async def remove(self, entry_id: str) -> None:
         await self.entries.delete_one({"_id": entry_id})
+
+
+def _verdict(assessment: Assessment) -> dict[str, Any]:
+    return {"verdict": assessment.verdict.value, "reasons": list(assessment.reasons)}
 
 
 def assessment_of(entry: dict[str, Any]) -> Assessment | None:

@@ -263,7 +263,8 @@ class NotifyRepository:
 
     async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> list[str]:
         """Delete the persons' tasks, outcomes and slots, counting their open tasks off. The markers go
-        first: a task created while this runs is either found below or finds the marker afterwards."""
+        first, so an erasure that dies halfway leaves the persons marked and its replay deletes the rest;
+        their score changes wait meanwhile (the erasure holds the persons' guard)."""
         await self.erasures.mark(tenant_id, one_ids, at)
         task_ids = [d["_id"] async for d in self.tasks.find({"tenant_id": tenant_id, "one_id": {"$in": one_ids}}, {"_id": 1})]
         for task_id in task_ids:
@@ -280,9 +281,6 @@ class NotifyRepository:
         gone = await self.tasks.find_one_and_delete({"_id": task_id})
         if gone and gone["status"] == TaskStatus.OPEN.value and gone.get("consultant_id"):
             await self.count_open_task(tenant_id, gone["consultant_id"], -1)
-
-    async def drop_slot(self, tenant_id: str, one_id: str) -> None:
-        await self.slots.delete_one({"_id": _pid(tenant_id, one_id)})
 
     async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
         return await find_owned(self.tasks, tenant_id, task_id)

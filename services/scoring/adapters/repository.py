@@ -69,9 +69,6 @@ class ScoreRepository:
         """The person `one_id` lives on as, following merges, and their document."""
         return await follow(one_id, lambda o: self.get(tenant_id, o), lambda doc: doc.get("merged_into"))
 
-    async def delete(self, tenant_id: str, one_id: str) -> None:
-        await self.scores.delete_one({"_id": score_doc_id(tenant_id, one_id)})
-
     # ---- the re-score timer -------------------------------------------------------------------------
     async def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Persons whose re-score time came, or whose timer change is not yet acknowledged."""
@@ -99,11 +96,12 @@ class ScoreRepository:
         return await self.erasures.is_erased(tenant_id, one_id)
 
     async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> None:
-        """Delete the persons' scores. The marker goes first: a change applied while this runs either
-        lands before the delete, or sees the marker afterwards."""
+        """Delete the persons' scores. The marker goes first, so an erasure that dies halfway leaves the
+        persons marked and its replay deletes the rest; their changes wait meanwhile (the erasure holds
+        the persons' guard)."""
         await self.erasures.mark(tenant_id, one_ids, at)
         for one_id in one_ids:
-            await self.delete(tenant_id, one_id)
+            await self.scores.delete_one({"_id": score_doc_id(tenant_id, one_id)})
 
     # ---- reads -----------------------------------------------------------------------------------
     async def one_ids_with_grade(self, tenant_id: str, grades: list[str], limit: int) -> list[str]:
