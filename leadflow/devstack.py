@@ -260,14 +260,24 @@ def start_store(config: StackConfig, procs: Processes) -> bool:
     data.mkdir(parents=True, exist_ok=True)
     if procs.pid("store") is None and port_open(config.store_port):
         raise StackError(f"port {config.store_port} is taken by a process this stack did not start")
-    # GOGC=400: FerretDB's heap is small (about 45 MiB) and collected after every few commands; measured
-    # with Go's profiler, the collector took a fifth of the store's CPU. Collecting at four times the live
-    # heap instead of twice served 30% more commands per second for about 20 MiB more (docs/benchmarks.md).
-    argv = [str(binary), f"--listen-addr=127.0.0.1:{config.store_port}", f"--sqlite-url=file:{data}/"]
+    # GOGC=400: FerretDB's heap is small and collected after every few commands; measured with Go's
+    # profiler, the collector took a fifth of the store's CPU. Collecting at four times the live heap
+    # instead of twice served 30% more commands per second (docs/benchmarks.md).
+    # GOMEMLIMIT=32MiB: at GOGC=400 alone, a query FerretDB cannot push down (a timer's scan) lets Go's
+    # heap grow to five times the scan's peak, and Go kept part of each spike: the store grew 25% over
+    # the hour's soak. The soft limit makes Go collect and give memory back near 32 MiB instead; the
+    # hot path's commands/s did not change (docs/benchmarks.md, "The soak").
+    # cache_size(-512): SQLite's page cache is per connection (2 MiB by default) and outside Go's
+    # limit; FerretDB opens connections as concurrency peaks (up to 100), so it is capped at 512 KiB
+    # each. The OS's page cache still holds the files.
+    cache_kib = int(os.environ.get("LEADFLOW_STORE_SQLITE_CACHE_KIB", "512"))
+    url = f"file:{data}/?_pragma=cache_size(-{cache_kib})"
+    argv = [str(binary), f"--listen-addr=127.0.0.1:{config.store_port}", f"--sqlite-url={url}"]
     if debug := os.environ.get("LEADFLOW_STORE_DEBUG_ADDR"):  # Go's /debug/pprof: CPU and heap profiles
         argv.append(f"--debug-addr={debug}")
-    return procs.start("store", argv, {"GOGC": os.environ.get("LEADFLOW_STORE_GOGC", "400")},
-                       lambda: port_open(config.store_port), 60)
+    env = {"GOGC": os.environ.get("LEADFLOW_STORE_GOGC", "400"),
+           "GOMEMLIMIT": os.environ.get("LEADFLOW_STORE_GOMEMLIMIT", "32MiB")}
+    return procs.start("store", argv, env, lambda: port_open(config.store_port), 60)
 
 
 def index_ferretdb_ids(data_dir: Path) -> list[str]:

@@ -215,21 +215,29 @@ class LeadService:
 
     # ---- the timer -------------------------------------------------------------------------------
     async def on_timer(self, now: datetime | None = None) -> Handled:
-        """Persons whose dormancy or replacement time came (one batch; the next run takes the rest): their changes."""
+        """Persons whose dormancy or replacement time came (one batch; the next run takes the rest): their
+        changes. They come from the agenda (`leadflow/runtime/agenda.py`), swept from the leads twice a day."""
         now = now or datetime.now(UTC)
         outgoing: list[Outgoing] = []
+        agenda = self.repo.agenda
         async with self.guard.locked():
-            due = [lead for lead in await self.repo.due(now, self.timer_batch * OVERFETCH) if self.owns(lead.one_id)]
-            for lead in due[:self.timer_batch]:
-                async with self.guard.also(lead.tenant_id, lead.one_id):
-                    if not self.guard.sole():  # another worker may have changed the person since the query
-                        stored = await self.repo.load(lead.tenant_id, lead.one_id)
-                        if stored is None or stored.lead is None or stored.merged_into:
-                            continue
-                        lead = stored.lead
+            if await agenda.sweep_needed(now):
+                entered = await agenda.swept(await self.repo.due_until(now + agenda.horizon), now)
+                log.info("leads: the agenda's sweep entered %d persons", entered)
+            due = [e for e in await agenda.due(now, self.timer_batch * OVERFETCH) if self.owns(e.key)]
+            for entry in due[:self.timer_batch]:
+                async with self.guard.also(entry.tenant_id, entry.key):
+                    stored = await self.repo.load(entry.tenant_id, entry.key)
+                    if stored is None or stored.lead is None or stored.merged_into:
+                        await agenda.drop(entry.tenant_id, entry.key)  # merged away or erased since
+                        continue
+                    if stored.due_at is None or stored.due_at > now:
+                        await agenda.settle(entry, stored.due_at, now)  # moved since it was entered
+                        continue
+                    lead = stored.lead
                     policy = self.policies.for_tenant(lead.tenant_id)
                     applied = tick(lead, policy, now)
-                    await self._save(applied if applied.new else Applied(lead), policy, now)
+                    await agenda.settle(entry, await self._save(applied if applied.new else Applied(lead), policy, now), now)
                 if applied.new:
                     for transition in applied.transitions:
                         metrics.STAGE_TRANSITIONS.labels(lead.tenant_id, str(transition.from_stage),
@@ -320,11 +328,14 @@ class LeadService:
         return any([await self.repo.is_erased(tenant, one_id) for one_id in one_ids])
 
     # ---- writing and emitting --------------------------------------------------------------------
-    async def _save(self, applied: Applied, policy: LeadPolicy, now: datetime) -> None:
+    async def _save(self, applied: Applied, policy: LeadPolicy, now: datetime) -> datetime | None:
+        """Write the transitions, then the lead with when the timer must look at it next; that time."""
         # Transitions before the lead: an erasure that finds the lead finds its history too.
         for transition in applied.transitions:
             await self.repo.record_transition(applied.lead, transition)
-        await self.repo.save(applied.lead, due=due_at(applied.lead, policy, now))
+        due = due_at(applied.lead, policy, now)
+        await self.repo.save(applied.lead, due=due)
+        return due
 
     def _change(self, lead: Lead, *, cause: str, cause_id: str, trigger, previous=None,
                 repeat_inquiry: bool = False) -> Outgoing:

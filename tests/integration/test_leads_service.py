@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from datetime import UTC, datetime, timedelta
 
 import faust
+from pymongo import AsyncMongoClient, monitoring
 
 from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.worker import Channels
@@ -130,6 +131,49 @@ async def test_the_timer_sends_a_quiet_lead_dormant_without_waiting_for_an_event
         (None, "lead", "touchpoint"), ("lead", "dormant", "timer")]
     back = changes(await leads.on_identified(form("e2", "p1", minute=60 * 24 * 40)))
     assert back[0].lead.stage is Stage.REACTIVATED and back[0].lead.stage_before is Stage.LEAD
+
+
+class FindsOf(monitoring.CommandListener):
+    """Records the filter of every read of one collection."""
+
+    def __init__(self, collection: str) -> None:
+        self.collection, self.filters = collection, []
+
+    def started(self, event) -> None:
+        if event.command_name in ("find", "aggregate", "count") and event.command.get(event.command_name) == self.collection:
+            self.filters.append(dict(event.command.get("filter") or event.command.get("query") or {}))
+
+    def succeeded(self, event) -> None: ...
+
+    def failed(self, event) -> None: ...
+
+
+async def test_the_timer_finds_due_persons_in_its_agenda_and_reads_the_leads_only_by_id(infra, db):
+    finds = FindsOf("leads")
+    client = AsyncMongoClient(infra.mongo_url, tz_aware=True, retryWrites=False, event_listeners=[finds])
+    try:
+        leads = await service(client[db.name])
+        agenda = leads.repo.agenda
+        agenda.clock = lambda: T0  # the wall clock the horizon is kept by
+        after = LeadPolicy().lifecycle.dormant_after[Stage.LEAD]
+        await leads.on_identified(form("e1", "p1"))
+        await leads.on_identified(form("e2", "p2", phone=2))
+        assert await agenda.due(T0 + after * 3, 10) == []  # due in a month: not entered when saved
+        # The first run sweeps the leads (the agenda was never swept): both are due within a day of it.
+        assert not (await leads.on_timer(T0 + after - timedelta(hours=2))).outgoing
+        assert sorted(e.key for e in await agenda.due(T0 + after * 3, 10)) == ["p1", "p2"]
+        # p2 comes back, so its dormancy moves a month on; its entry is stale now.
+        await leads.on_identified(form("e3", "p2", phone=2, minute=after.total_seconds() / 60 - 60))
+        finds.filters.clear()
+        out = changes(await leads.on_timer(T0 + after + timedelta(hours=1)))
+        assert [(c.one_id, c.lead.stage) for c in out] == [("p1", Stage.DORMANT)]
+        assert finds.filters and all(list(f) == ["_id"] for f in finds.filters), finds.filters  # no scan
+        assert await agenda.due(T0 + after * 3, 10) == []  # p1 is dormant, p2's entry was dropped as stale
+        # The sweep half a day later finds p2 again once its new time is within a day.
+        out = changes(await leads.on_timer(T0 + after * 2))
+        assert [(c.one_id, c.lead.stage) for c in out] == [("p2", Stage.DORMANT)]
+    finally:
+        await client.close()
 
 
 # ---- outcomes, assignments, collisions, referrals ----------------------------------------------------

@@ -4,7 +4,9 @@
   look at the person next (dormancy, a purchase ageing into a replacement);
 - `lead_transitions`: every stage change (from, to, at, cause);
 - `lead_erasures`: a digest of every erased one_id (never the one_id), so that a touchpoint still in
-  flight cannot bring an erased person back.
+  flight cannot bring an erased person back;
+- `lead_agenda`: the persons due within a day, which the timer reads instead of scanning `leads`
+  (`leadflow/runtime/agenda.py`).
 The timeline, counters and source statistics have adapters of their own (timeline.py, signals.py,
 sources.py).
 """
@@ -18,6 +20,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime.agenda import Agenda
 from leadflow.runtime.persons import ErasureMarkers, follow
 from leadflow.runtime.store import ensure_collections
 from schemas.leads import Collision, Owner, Route, Stage, Trigger, Verdict
@@ -40,6 +43,7 @@ class Stored:
 
     lead: Lead | None
     merged_into: str | None = None
+    due_at: datetime | None = None  # when the timer must look at the person next (written with the lead)
 
 
 class LeadRepository:
@@ -47,9 +51,11 @@ class LeadRepository:
         self.leads = db["leads"]
         self.transitions = db["lead_transitions"]
         self.erasures = ErasureMarkers(db["lead_erasures"])
+        self.agenda = Agenda(db["lead_agenda"])
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.leads, self.transitions, self.erasures.collection)
+        await self.agenda.ensure_indexes()
         await self.leads.create_index([("tenant_id", ASCENDING), ("stage", ASCENDING)])
         await self.leads.create_index([("tenant_id", ASCENDING), ("verdict", ASCENDING), ("last_seen_at", DESCENDING)])
         await self.transitions.create_index([("tenant_id", ASCENDING), ("one_id", ASCENDING), ("at", ASCENDING)])
@@ -73,15 +79,17 @@ class LeadRepository:
     async def store(self, tenant_id: str, one_id: str, stored: Stored, *, due: datetime | None = None) -> None:
         """Write the person's document whole (see `leadflow/runtime/state.py` for why without compare-and-set)."""
         doc = _to_doc(tenant_id, one_id, stored, due)
+        await self.agenda.schedule(tenant_id, one_id, doc.get("due_at"))
         await self.leads.replace_one({"_id": lead_doc_id(tenant_id, one_id)}, doc, upsert=True)
 
     async def save(self, lead: Lead, *, due: datetime | None = None) -> None:
         await self.store(lead.tenant_id, lead.one_id, Stored(lead), due=due)
 
-    async def due(self, now: datetime, limit: int) -> list[Lead]:
-        """Persons the timer must look at (every tenant: the timer is the service's, not a tenant's)."""
-        cursor = self.leads.find({"due_at": {"$lte": now}, "merged_into": {"$exists": False}}).limit(limit)
-        return [_to_lead(doc) async for doc in cursor if "life" in doc]
+    async def due_until(self, until: datetime) -> list[tuple[str, str, datetime]]:
+        """(tenant, one_id, due) of every live person due by `until`: the agenda's sweep. It scans."""
+        cursor = self.leads.find({"due_at": {"$lte": until}, "merged_into": {"$exists": False}},
+                                 {"tenant_id": 1, "one_id": 1, "due_at": 1})
+        return [(doc["tenant_id"], doc["one_id"], doc["due_at"]) async for doc in cursor]
 
     # ---- transitions -----------------------------------------------------------------------------
     async def record_transition(self, lead: Lead, transition: Transition) -> None:
@@ -112,6 +120,7 @@ class LeadRepository:
         await self.erasures.mark(tenant_id, one_ids, at)
         for one_id in one_ids:
             await self.leads.delete_one({"_id": lead_doc_id(tenant_id, one_id)})
+            await self.agenda.drop(tenant_id, one_id)
         await self.transitions.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
 
     # ---- reads -----------------------------------------------------------------------------------
@@ -237,7 +246,7 @@ def _to_doc(tenant_id: str, one_id: str, stored: Stored, due: datetime | None = 
 
 
 def _to_stored(doc: dict[str, Any]) -> Stored:
-    return Stored(_to_lead(doc) if "life" in doc else None, doc.get("merged_into"))
+    return Stored(_to_lead(doc) if "life" in doc else None, doc.get("merged_into"), doc.get("due_at"))
 
 
 def _to_lead(doc: dict[str, Any]) -> Lead:

@@ -1,0 +1,71 @@
+"""The timers' agenda against the real store: what it enters, what the timer finds, how entries follow
+their documents, the twice-daily sweep, and upserts of one key racing (FerretDB v1 answers the loser
+with a duplicate key)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from leadflow.runtime.agenda import HORIZON, Agenda, Entry
+
+NOW = datetime(2026, 3, 1, 9, tzinfo=UTC)
+
+
+async def agenda_of(db) -> Agenda:
+    agenda = Agenda(db["agenda"], clock=lambda: NOW)
+    await agenda.ensure_indexes()
+    return agenda
+
+
+async def keys_due(agenda: Agenda, at: datetime) -> list[tuple[str, str, datetime]]:
+    return sorted((e.tenant_id, e.key, e.due_at) for e in await agenda.due(at, 100))
+
+
+async def test_only_keys_due_within_the_horizon_are_entered_and_found_once_their_time_came(db):
+    agenda = await agenda_of(db)
+    soon, late = NOW + timedelta(hours=3), NOW + HORIZON + timedelta(hours=1)
+    await agenda.schedule("t1", "p1", soon)
+    await agenda.schedule("t1", "p2", late)
+    await agenda.schedule("t2", "p1", None)
+    assert await db["agenda"].count_documents({"due_at": {"$exists": True}}) == 1
+    assert await keys_due(agenda, soon - timedelta(seconds=1)) == []
+    assert await keys_due(agenda, soon) == [("t1", "p1", soon)]
+
+
+async def test_an_entry_follows_its_document_once_the_timer_looked(db):
+    agenda = await agenda_of(db)
+    await agenda.schedule("t1", "p1", NOW)
+    await agenda.schedule("t1", "p2", NOW)
+    [first, second] = sorted(await agenda.due(NOW, 10), key=lambda e: e.key)
+    await agenda.settle(first, NOW + timedelta(hours=2), NOW)  # moved within the horizon: moved
+    await agenda.settle(second, NOW + HORIZON * 3, NOW)  # moved beyond it: dropped until a sweep
+    assert await keys_due(agenda, NOW + HORIZON) == [("t1", "p1", NOW + timedelta(hours=2))]
+    await agenda.settle(Entry("t1", "p1", NOW + timedelta(hours=2)), None, NOW)  # nothing due any more
+    assert await keys_due(agenda, NOW + HORIZON * 5) == []
+
+
+async def test_the_sweep_runs_at_most_every_half_horizon_and_enters_what_came_within_it(db):
+    agenda = await agenda_of(db)
+    assert await agenda.sweep_needed(NOW)  # never swept: the first timer run after a deploy sweeps
+    found = [("t1", "p1", NOW + timedelta(hours=1)), ("t1", "p2", NOW + HORIZON * 2)]
+    assert await agenda.swept(found, NOW) == 1
+    assert not await agenda.sweep_needed(NOW + HORIZON / 2 - timedelta(seconds=1))
+    assert await agenda.sweep_needed(NOW + HORIZON / 2)
+    assert await keys_due(agenda, NOW + HORIZON * 3) == [("t1", "p1", NOW + timedelta(hours=1))]
+    await agenda.sweep_soon()  # a tenant's re-score made everybody due at once
+    assert await agenda.sweep_needed(NOW)
+    # The marker is never an entry.
+    assert await agenda.due(NOW + HORIZON * 100, 100) == [Entry("t1", "p1", NOW + timedelta(hours=1))]
+
+
+async def test_upserts_of_one_key_racing_all_succeed_and_leave_one_entry(db):
+    agenda = await agenda_of(db)
+    times = [NOW + timedelta(minutes=n) for n in range(12)]
+    # Ten keys, each scheduled twelve times at once: without the retry, FerretDB v1 fails some of them.
+    await asyncio.gather(*(agenda.schedule("t1", f"p{k}", at) for k in range(10) for at in times))
+    entries = await agenda.due(NOW + HORIZON, 100)
+    assert sorted(e.key for e in entries) == sorted(f"p{k}" for k in range(10))
+    assert all(e.due_at in times for e in entries)
+    await agenda.drop("t1", "p1")
+    assert len(await agenda.due(NOW + HORIZON, 100)) == 9
