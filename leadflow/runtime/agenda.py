@@ -63,10 +63,14 @@ class Agenda:
         clock = self.clock()
         return due is not None and due <= max(now or clock, clock) + self.horizon
 
-    async def schedule(self, tenant_id: str, key: str, due: datetime | None) -> None:
+    async def schedule(self, tenant_id: str, key: str, due: datetime | None, *, entered: datetime | None = None) -> None:
         """Before saving a document due at `due`: enter its key if due within the horizon. A key due later
-        or never is left as it is: a stale entry costs the timer one read, and the sweep enters it later."""
-        if self.holds(due):
+        or never is left as it is: a stale entry costs the timer one read, and the sweep enters it later.
+        `entered`: the due time of the key's entry, when the caller knows one is kept (the document's
+        previous due time, within the horizon when it was saved). An entry due no later than `due`
+        brings the timer in time, and the timer then moves it (`settle`), so it is not written again:
+        a person active every few minutes costs one entry write, not one per touchpoint."""
+        if self.holds(due) and not (entered is not None and due is not None and entered <= due):
             await self._put(tenant_id, key, due)
 
     async def settle(self, entry: Entry, due: datetime | None, now: datetime) -> None:

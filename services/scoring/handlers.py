@@ -4,6 +4,7 @@ fold, split and erase persons as identity decides; answer score and model querie
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.runtime import metrics
+from leadflow.runtime.agenda import Entry
 from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
@@ -28,6 +30,8 @@ from services.scoring.domain.learning import Evaluation, Quality, blend_weight, 
 from services.scoring.domain.merging import RECENT_TRIGGERS_KEPT, History, covers, join, split
 from services.scoring.domain.rules import LearningMode, RuleBook, RuleSet, outcome_kind
 from services.scoring.domain.score import Scored, Signal, add_signal, score, worth_emitting
+
+log = logging.getLogger(__name__)
 
 _CHANGE_NS = uuid.UUID("3d3b6a0e-2f7c-4f0b-8d8e-1c9f4f5e2a77")
 MODEL_REFRESH_S = 60.0  # one scoring worker of several re-reads its tenants' models this often
@@ -217,23 +221,31 @@ class ScoringService:
     async def on_timer(self, now: datetime | None = None) -> Handled:
         """Persons due for a re-score (quiet ones decaying, or a tenant's rescore request): their real changes.
         Saved before they are sent, marked `unsent` until the broker has them, so a crash in between sends
-        them on the next run."""
+        them on the next run. They come from the agenda (`leadflow/runtime/agenda.py`), swept from the
+        scores twice a day and after a rescore request."""
         outgoing: list[Outgoing] = []
         sent: list[tuple[str, str]] = []
+        agenda = self.repo.agenda
         async with self.guard.locked():
             now = now or self._clock()
-            due = [doc for doc in await self.repo.due(now, self.timer_batch * OVERFETCH) if self.owns(doc["one_id"])]
-            for doc in due[:self.timer_batch]:
-                tenant, one_id = doc["tenant_id"], doc["one_id"]
-                if doc.get("unsent") and (last := last_change(doc)):
-                    outgoing.append(Outgoing(SCORES_CHANGES, one_id, last))
-                    sent.append((tenant, one_id))
-                    continue
+            if await agenda.sweep_needed(now):
+                entered = await agenda.swept(await self.repo.due_until(now + agenda.horizon), now)
+                log.info("scoring: the agenda's sweep entered %d persons", entered)
+            due = [e for e in await agenda.due(now, self.timer_batch * OVERFETCH) if self.owns(e.key)]
+            for entry in due[:self.timer_batch]:
+                tenant, one_id = entry.tenant_id, entry.key
                 async with self.guard.also(tenant, one_id):
-                    if not self.guard.sole():  # another worker may have changed the person since the query
-                        doc = await self.repo.get(tenant, one_id)
-                        if doc is None or doc.get("merged_into"):
-                            continue
+                    doc = await self.repo.get(tenant, one_id)
+                    if doc is None or doc.get("merged_into"):
+                        await agenda.drop(tenant, one_id)  # merged away or erased since
+                        continue
+                    if doc.get("unsent") and (last := last_change(doc)):
+                        outgoing.append(Outgoing(SCORES_CHANGES, one_id, last))
+                        sent.append((tenant, one_id))
+                        continue
+                    if doc.get("rescore_at") is None or doc["rescore_at"] > now:
+                        await agenda.settle(entry, doc.get("rescore_at"), now)  # moved since it was entered
+                        continue
                     request = doc.get("rescore_request")
                     cause = "rescore" if request else "decay"
                     key = f"rescore\x1f{request}" if request else f"decay\x1f{doc.get('version', 0)}"
@@ -245,11 +257,14 @@ class ScoringService:
 
         async def acknowledged() -> None:
             # After the send, outside the run: FerretDB applies `$unset` as a read and a write of the whole
-            # document, so it is a write to the person like any other.
+            # document, so it is a write to the person like any other. The entry then waits for the next
+            # re-score time.
             async with self.guard.locked():
                 for tenant, one_id in sent:
                     async with self.guard.also(tenant, one_id):
                         await self.repo.mark_sent(tenant, one_id)
+                        doc = await self.repo.get(tenant, one_id)
+                        await agenda.settle(Entry(tenant, one_id, now), doc.get("rescore_at") if doc else None, now)
 
         return Handled(outgoing, after_emit=acknowledged if sent else None)
 
@@ -310,7 +325,7 @@ class ScoringService:
                 if unsent:
                     fields["unsent"] = True
                 outgoing.append(Outgoing(SCORES_CHANGES, one_id, event))
-        await self.repo.save(tenant, one_id, fields, version=(doc or {}).get("version", 0) + 1)
+        await self.repo.save(tenant, one_id, fields, version=(doc or {}).get("version", 0) + 1, was=doc)
         return outgoing
 
     # ---- queries ---------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 from datetime import UTC, datetime, timedelta
 
 import faust
-from pymongo import AsyncMongoClient, monitoring
 
 from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.worker import Channels
@@ -23,6 +22,7 @@ from schemas.scores import Grade
 from schemas.tasks import Outcome, TaskCreated, TaskOutcomeRecorded
 from schemas.topics import LEADS_ALERTS, LEADS_CHANGES, TASKS_OUTCOMES, dead_letter_topic
 from schemas.touchpoints import TouchpointReceived
+from tests.integration.store_kit import by_id_only, watched
 from tests.integration.kafka_kit import process_through_policy, read_all
 from services.leads.adapters.sources import SourceStats
 from services.leads.bootstrap import make_service
@@ -133,26 +133,9 @@ async def test_the_timer_sends_a_quiet_lead_dormant_without_waiting_for_an_event
     assert back[0].lead.stage is Stage.REACTIVATED and back[0].lead.stage_before is Stage.LEAD
 
 
-class FindsOf(monitoring.CommandListener):
-    """Records the filter of every read of one collection."""
-
-    def __init__(self, collection: str) -> None:
-        self.collection, self.filters = collection, []
-
-    def started(self, event) -> None:
-        if event.command_name in ("find", "aggregate", "count") and event.command.get(event.command_name) == self.collection:
-            self.filters.append(dict(event.command.get("filter") or event.command.get("query") or {}))
-
-    def succeeded(self, event) -> None: ...
-
-    def failed(self, event) -> None: ...
-
-
 async def test_the_timer_finds_due_persons_in_its_agenda_and_reads_the_leads_only_by_id(infra, db):
-    finds = FindsOf("leads")
-    client = AsyncMongoClient(infra.mongo_url, tz_aware=True, retryWrites=False, event_listeners=[finds])
-    try:
-        leads = await service(client[db.name])
+    async with watched(infra, db) as (watched_db, commands):
+        leads = await service(watched_db)
         agenda = leads.repo.agenda
         agenda.clock = lambda: T0  # the wall clock the horizon is kept by
         after = LeadPolicy().lifecycle.dormant_after[Stage.LEAD]
@@ -164,16 +147,14 @@ async def test_the_timer_finds_due_persons_in_its_agenda_and_reads_the_leads_onl
         assert sorted(e.key for e in await agenda.due(T0 + after * 3, 10)) == ["p1", "p2"]
         # p2 comes back, so its dormancy moves a month on; its entry is stale now.
         await leads.on_identified(form("e3", "p2", phone=2, minute=after.total_seconds() / 60 - 60))
-        finds.filters.clear()
+        commands.clear()
         out = changes(await leads.on_timer(T0 + after + timedelta(hours=1)))
         assert [(c.one_id, c.lead.stage) for c in out] == [("p1", Stage.DORMANT)]
-        assert finds.filters and all(list(f) == ["_id"] for f in finds.filters), finds.filters  # no scan
+        assert by_id_only(commands.reads_of("leads")), commands.reads_of("leads")  # no scan
         assert await agenda.due(T0 + after * 3, 10) == []  # p1 is dormant, p2's entry was dropped as stale
         # The sweep half a day later finds p2 again once its new time is within a day.
         out = changes(await leads.on_timer(T0 + after * 2))
         assert [(c.one_id, c.lead.stage) for c in out] == [("p2", Stage.DORMANT)]
-    finally:
-        await client.close()
 
 
 # ---- outcomes, assignments, collisions, referrals ----------------------------------------------------

@@ -16,6 +16,7 @@ from schemas.topics import SCORES_CHANGES, TASKS_OUTCOMES, dead_letter_topic
 from schemas.touchpoints import EventType
 from services.scoring.bootstrap import make_service
 from services.scoring.domain.rules import RuleBook, builtin, parse_rules
+from tests.integration.store_kit import by_id_only, watched
 from tests.integration.kafka_kit import process_through_policy, read_all
 
 T0 = datetime(2025, 9, 1, 8, tzinfo=UTC)
@@ -108,6 +109,41 @@ async def test_a_timer_change_the_broker_did_not_acknowledge_is_sent_again_with_
     assert [c.change_id for c in scores(again)] == [c.change_id for c in first]
     await again.after_emit()
     assert not scores(await service.on_timer(T0 + timedelta(days=30, minutes=2)))
+
+
+async def test_the_timer_finds_due_persons_in_its_agenda_and_reads_the_scores_only_by_id(infra, db):
+    async with watched(infra, db) as (watched_db, commands):
+        clock = Clock(T0)
+        service = await scoring(watched_db, clock)
+        agenda = service.repo.agenda
+        agenda.clock = clock  # the wall clock the horizon is kept by
+        assert not scores(await service.on_timer(T0))  # the first run sweeps: nothing yet
+        commands.clear()
+        await hot_person(service, clock, "p1", T0)
+        # Four changes, one agenda write: the later saves found p1 entered early enough.
+        assert commands.writes_to("score_agenda") == 1
+        due = (await service.get(TENANT, "p1"))["rescore_at"]
+        [entry] = await agenda.due(T0 + agenda.horizon, 10)
+        assert entry.key == "p1" and entry.due_at < due
+        commands.clear()
+        clock.at = entry.due_at + timedelta(minutes=1)
+        assert not scores(await service.on_timer(clock.at))  # early: the entry moves to the re-score time
+        assert [e.due_at for e in await agenda.due(T0 + agenda.horizon, 10)] == [due]
+        clock.at = due + timedelta(minutes=1)
+        assert not scores(await service.on_timer(clock.at))  # re-scored; it moved too little to tell
+        assert (await service.get(TENANT, "p1"))["scored_at"] == clock.at
+        clock.at += timedelta(minutes=1)
+        assert not scores(await service.on_timer(clock.at))  # the entry the save kept moves on
+        assert [e.due_at for e in await agenda.due(T0 + agenda.horizon * 2, 10)] == [
+            (await service.get(TENANT, "p1"))["rescore_at"]]
+        assert by_id_only(commands.reads_of("scores")), commands.reads_of("scores")  # no scan
+        # A month on it has fallen to nothing: told, due at once until the broker has it, then never again.
+        clock.at = T0 + timedelta(days=30)
+        handled = await service.on_timer(clock.at)
+        assert [(c.one_id, c.cause, c.grade) for c in scores(handled)] == [("p1", "decay", Grade.C)]
+        assert [e.key for e in await agenda.due(clock.at, 10)] == ["p1"]
+        await handled.after_emit()
+        assert await agenda.due(clock.at + agenda.horizon * 30, 10) == []
 
 
 async def test_customers_and_zero_scores_are_not_rescored(db):

@@ -3,7 +3,9 @@ stays as a tombstone with `merged_into` and its last state) and `score_erasures`
 erased one_id, never the one_id, so that a lead change still in flight cannot bring the person back).
 
 A person's document says when the re-score timer should look at it again (`rescore_at`), and holds
-`unsent` while a change the timer made is not yet acknowledged by the broker."""
+`unsent` while a change the timer made is not yet acknowledged by the broker. `score_agenda` holds the
+persons due within a day (unsent ones at once), which the timer reads instead of scanning `scores`
+(`leadflow/runtime/agenda.py`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime.agenda import Agenda
 from leadflow.runtime.state import StateDocuments
 from leadflow.runtime.persons import ErasureMarkers, follow
 from leadflow.runtime.store import ensure_collections
@@ -39,6 +42,12 @@ def _decoded(doc: dict[str, Any] | None) -> dict[str, Any] | None:
     return doc
 
 
+def _agenda_due(doc: dict[str, Any]) -> datetime | None:
+    """When the timer must look at a person: at once while a change it made is unsent, else at the
+    re-score time."""
+    return doc.get("scored_at") if doc.get("unsent") else doc.get("rescore_at")
+
+
 def score_doc_id(tenant_id: str, one_id: str) -> str:
     return f"{tenant_id}\x1f{one_id}"
 
@@ -50,9 +59,11 @@ class ScoreRepository:
         self.scores = db["scores"]
         self.erasures = ErasureMarkers(db["score_erasures"])
         self._docs = StateDocuments(self.scores)
+        self.agenda = Agenda(db["score_agenda"])
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.scores, self.erasures.collection)
+        await self.agenda.ensure_indexes()
         await self.scores.create_index([("tenant_id", ASCENDING), ("grade", ASCENDING), ("score", DESCENDING)])
         await self.scores.create_index([("rescore_at", ASCENDING)])
 
@@ -60,8 +71,15 @@ class ScoreRepository:
         doc = await self._docs.load(score_doc_id(tenant_id, one_id))
         return _decoded(doc) if doc is not None and doc.get("tenant_id") == tenant_id else None
 
-    async def save(self, tenant_id: str, one_id: str, fields: dict[str, Any], *, version: int) -> None:
-        """Write the person's document whole (see `leadflow/runtime/state.py` for why without compare-and-set)."""
+    async def save(self, tenant_id: str, one_id: str, fields: dict[str, Any], *, version: int,
+                   was: dict[str, Any] | None = None) -> None:
+        """Write the person's document whole (see `leadflow/runtime/state.py` for why without compare-and-set).
+        Its agenda entry first, unless the document it replaces (`was`) left one due in time."""
+        entered = None
+        if was is not None and not was.get("merged_into") and (before := _agenda_due(was)) is not None:
+            if was.get("scored_at") is not None and before <= was["scored_at"] + self.agenda.horizon:
+                entered = before  # entered when `was` was saved (or by a sweep), and moved only by the timer since
+        await self.agenda.schedule(tenant_id, one_id, _agenda_due(fields), entered=entered)
         await self._docs.save(score_doc_id(tenant_id, one_id), _encoded({k: v for k, v in fields.items() if k != "_id"}),
                               version=version)
 
@@ -70,10 +88,11 @@ class ScoreRepository:
         return await follow(one_id, lambda o: self.get(tenant_id, o), lambda doc: doc.get("merged_into"))
 
     # ---- the re-score timer -------------------------------------------------------------------------
-    async def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Persons whose re-score time came, or whose timer change is not yet acknowledged."""
-        query = {"$or": [{"rescore_at": {"$lte": now}}, {"unsent": True}], **_LIVE}
-        return [_decoded(doc) async for doc in self.scores.find(query).limit(limit)]
+    async def due_until(self, until: datetime) -> list[tuple[str, str, datetime]]:
+        """(tenant, one_id, due) of every live person due by `until`, or unsent: the agenda's sweep. It scans."""
+        query = {"$or": [{"rescore_at": {"$lte": until}}, {"unsent": True}], **_LIVE}
+        cursor = self.scores.find(query, {"tenant_id": 1, "one_id": 1, "rescore_at": 1, "unsent": 1, "scored_at": 1})
+        return [(doc["tenant_id"], doc["one_id"], due) async for doc in cursor if (due := _agenda_due(doc)) is not None]
 
     async def mark_sent(self, tenant_id: str, one_id: str) -> None:
         # By _id alone (FerretDB pushes only that down); a newer whole-document write has no `unsent` anyway.
@@ -83,6 +102,7 @@ class ScoreRepository:
         """Make every live person of the tenant due now, marked with the request; how many."""
         result = await self.scores.update_many({"tenant_id": tenant_id, **_LIVE},
                                                {"$set": {"rescore_at": at, "rescore_request": request_id}})
+        await self.agenda.sweep_soon()  # the timer's next run enters them all
         return result.modified_count
 
     async def rescore_progress(self, tenant_id: str, request_id: str) -> tuple[int, int]:
@@ -102,6 +122,7 @@ class ScoreRepository:
         await self.erasures.mark(tenant_id, one_ids, at)
         for one_id in one_ids:
             await self.scores.delete_one({"_id": score_doc_id(tenant_id, one_id)})
+            await self.agenda.drop(tenant_id, one_id)
 
     # ---- reads -----------------------------------------------------------------------------------
     async def one_ids_with_grade(self, tenant_id: str, grades: list[str], limit: int) -> list[str]:
