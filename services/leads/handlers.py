@@ -224,7 +224,7 @@ class LeadService:
             if await agenda.sweep_needed(now):
                 entered = await agenda.swept(await self.repo.due_until(now + agenda.horizon), now)
                 log.info("leads: the agenda's sweep entered %d persons", entered)
-            due = [e for e in await agenda.due(now, self.timer_batch * OVERFETCH) if self.owns(e.key)]
+            due = [e for e in await agenda.due(now, self.timer_batch * OVERFETCH) if self.owns(e.owner)]
             for entry in due[:self.timer_batch]:
                 async with self.guard.also(entry.tenant_id, entry.key):
                     stored = await self.repo.load(entry.tenant_id, entry.key)

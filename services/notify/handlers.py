@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from leadflow.runtime import metrics
+from leadflow.runtime.agenda import Entry
 from leadflow.runtime.leases import MAX_RESOLVES, LeaseTimeout, PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
 from leadflow.runtime.ownership import OVERFETCH, Owns, everything
@@ -29,6 +30,7 @@ from schemas.topics import TASKS_EVENTS, TASKS_OUTCOMES
 from services.notify.adapters.channels import Channel
 from services.notify.adapters.pushes import PushOutbox
 from services.notify.adapters.repository import NotifyRepository, open_task_ids
+from services.notify.domain.deadlines import is_overdue, next_look
 from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.merging import OpenTask, one_per_consultant, primary
 from services.notify.domain.performance import Performance, performance
@@ -173,7 +175,7 @@ class NotifyService:
             due_at=deadline,
             created_at=now,
         )
-        created = await self.repo.create_task({
+        doc = {
             "_id": tid,
             "tenant_id": tenant,
             "one_id": one_id,
@@ -200,7 +202,9 @@ class NotifyService:
                              "at": now, "cause": "created"}],
             "outcomes": [],
             "event": event.model_dump(mode="json"),
-        })
+        }
+        await self._schedule(doc)
+        created = await self.repo.create_task(doc)
         if created:
             metrics.TASKS_CREATED.labels(tenant, reason, grade.value).inc()
             metrics.END_TO_END_SECONDS.labels(tenant).observe(max(0.0, (now - occurred_at).total_seconds()))
@@ -279,6 +283,7 @@ class NotifyService:
             sooner = policy.sla.deadline(change.grade.value, now, policy.hours)
             if sooner < task["due_at"]:
                 fields["due_at"] = sooner
+                await self._schedule({**task, **fields})
         await self.repo.update_task(tid, fields, push={"updates": {"reason": reason, "detail": detail, "at": now,
                                                                    "grade": change.grade.value}})
         metrics.TASKS_REFRESHED.labels(tenant, reason).inc()
@@ -286,40 +291,74 @@ class NotifyService:
     # ---- the timer: deadlines and the pool ---------------------------------------------------------
     async def on_timer(self, now: datetime | None = None) -> Handled:
         """Missed first-response deadlines escalate (and reassign, once, by policy); tasks nobody answered
-        for the tenant's pool period return to the shared pool; supplies running out become repurchase tasks. Each step is one write keyed by the task,
-        and a task is only picked while it is in the state the step changes: a rerun does nothing twice."""
+        for the tenant's pool period return to the shared pool; supplies running out become repurchase
+        tasks. Each step is one write keyed by the task, and a task is only picked while it is in the state
+        the step changes: a rerun does nothing twice. Tasks and reminders come from the agendas
+        (`leadflow/runtime/agenda.py`), swept twice a day."""
         outgoing: list[Outgoing] = []
         async with self.guard.locked():
             now = now or self._clock()
-            for task in self._mine(await self.repo.overdue(now, self.timer_batch * OVERFETCH)):
-                async with self.guard.also(task["tenant_id"], task["one_id"]):
-                    if await self._unchanged(task):
+            await self._sweep(now)
+            tasks = self.repo.task_agenda
+            for entry in self._mine(await tasks.due(now, self.timer_batch * OVERFETCH)):
+                async with self.guard.also(entry.tenant_id, entry.owner):
+                    task = await self.repo.task(entry.tenant_id, entry.key)
+                    if task is not None and task["one_id"] != entry.owner:
+                        await self._moved(entry, task, now)  # a merge gave it to another person since
+                        continue
+                    policy = self.policies.for_tenant(entry.tenant_id)
+                    if task is not None and is_overdue(task, now):
                         await self._breached(task, now)
-            # The shortest pool period of any tenant bounds the query; each tenant's own is checked below.
-            shortest = min([self.policies.default.pool.return_after_days,
-                            *(p.pool.return_after_days for p in self.policies.tenants.values())])
-            for task in self._mine(await self.repo.unanswered(now - timedelta(days=shortest), self.timer_batch * OVERFETCH)):
-                policy = self.policies.for_tenant(task["tenant_id"])
-                if returns_to_pool(task, now, policy.pool):
-                    async with self.guard.also(task["tenant_id"], task["one_id"]):
-                        if await self._unchanged(task):
-                            await self._to_pool(task, now)
-            for reminder in self._mine(await self.repo.due_reminders(now, self.timer_batch * OVERFETCH)):
-                async with self.guard.also(reminder["tenant_id"], reminder["one_id"]):
-                    outgoing += await self._remind(reminder, now)
+                        task = await self.repo.task(entry.tenant_id, entry.key)
+                    elif task is not None and returns_to_pool(task, now, policy.pool):
+                        await self._to_pool(task, now)
+                        task = await self.repo.task(entry.tenant_id, entry.key)
+                    await tasks.settle(entry, next_look(task, policy.pool) if task else None, now)
+            reminders = self.repo.reminder_agenda
+            for entry in self._mine(await reminders.due(now, self.timer_batch * OVERFETCH)):
+                async with self.guard.also(entry.tenant_id, entry.owner):
+                    reminder = await self.repo.reminder(entry.tenant_id, entry.key)
+                    if reminder is not None and not reminder["done"] and reminder["due_at"] <= now:
+                        outgoing += await self._remind(reminder, now)
+                        await reminders.drop(entry.tenant_id, entry.key)
+                    else:
+                        await reminders.settle(entry, reminder["due_at"] if reminder and not reminder["done"] else None, now)
         if self._timer_runs % GAUGE_EVERY == 0:
             await self._count_open_tasks()
         self._timer_runs += 1
         return Handled(outgoing)
 
-    async def _unchanged(self, task: dict[str, Any]) -> bool:
-        """Under the person's lease, with several workers: is the task still as the timer's query found it?
-        If another worker changed it since (an outcome, a merge moving it), the next run decides again."""
-        return self.guard.sole() or await self.repo.task(task["tenant_id"], task["_id"]) == task
+    async def _sweep(self, now: datetime) -> None:
+        """Twice a day: enter the tasks and reminders whose time comes within a day (they scan)."""
+        tasks, reminders = self.repo.task_agenda, self.repo.reminder_agenda
+        if await tasks.sweep_needed(now):
+            found = [(t["tenant_id"], t["_id"], at, t["one_id"]) for t in await self.repo.waiting_tasks()
+                     if (at := next_look(t, self.policies.for_tenant(t["tenant_id"]).pool)) is not None]
+            log.info("notify: the task agenda's sweep entered %d tasks", await tasks.swept(found, now))
+        if await reminders.sweep_needed(now):
+            found = await self.repo.reminders_due_until(now + reminders.horizon)
+            log.info("notify: the reminder agenda's sweep entered %d reminders", await reminders.swept(found, now))
 
-    def _mine(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _schedule(self, task: dict[str, Any]) -> None:
+        """Before a write that may bring the task's next look forward (a new task, a sooner deadline, a
+        claim, a merge moving it): its agenda entry."""
+        policy = self.policies.for_tenant(task["tenant_id"])
+        await self.repo.task_agenda.schedule(task["tenant_id"], task["_id"], next_look(task, policy.pool),
+                                             person=task["one_id"])
+
+    async def _moved(self, entry: Entry, task: dict[str, Any], now: datetime) -> None:
+        """The entry names the person a merge took the task from (the merge died before it moved the
+        entry): under the new person's lease, the entry follows the task to its worker."""
+        async with self.guard.also(task["tenant_id"], task["one_id"]):
+            task = await self.repo.task(task["tenant_id"], task["_id"])
+            if task is None:
+                await self.repo.task_agenda.drop(entry.tenant_id, entry.key)
+            else:
+                await self._schedule(task)
+
+    def _mine(self, entries: list[Entry]) -> list[Entry]:
         """The timer's share when notify runs as several workers: the persons of this worker's partitions."""
-        return [d for d in docs if self.owns(d["one_id"])][:self.timer_batch]
+        return [e for e in entries if self.owns(e.owner)][:self.timer_batch]
 
     async def _count_open_tasks(self) -> None:
         counts = await self.repo.open_task_counts()
@@ -420,6 +459,7 @@ class NotifyService:
         fields = {"queue": "sales", "consultant_id": consultant_id, "assigned_at": now, "due_at": deadline,
                   "protected_until": now + timedelta(days=policy.pool.protection_days), "updated_at": now,
                   "routing_rule": "pool_claim", "routing_why": "从公海领取"}
+        await self._schedule({**task, **fields, "breached_at": None})
         await self.repo.update_task(task_id, fields, push={"assignments": {
             "consultant_id": consultant_id, "rule": "pool_claim", "why": "从公海领取", "at": now, "cause": "claim"}})
         await self.repo.unset_task_fields(task_id, "breached_at")
@@ -474,6 +514,9 @@ class NotifyService:
             await self._count(tenant, duplicate.consultant_id, opened=-1)
         first = primary(kept, (slot or {}).get("open_task_id"))
         await self.repo.set_slot(tenant, one_id, first, [t.task_id for t in kept if t.task_id != first])
+        for task in tasks:  # their agenda entries follow them to the person they live on as
+            if task is not None and task["_id"] in task_ids:
+                await self._schedule(await self.repo.task(tenant, task["_id"]) or task)
 
     # ---- consultants' side (called from the API) -------------------------------------------------
     async def accept(self, *, tenant_id: str, task_id: str, consultant_id: str | None) -> dict[str, Any]:

@@ -102,15 +102,15 @@ class Pusher:
         if self.outbox is None:
             return Handled()
         now = now or self._clock()
-        due = [doc for doc in await self.outbox.due(now, self.batch * OVERFETCH) if self.owns(doc["_id"])]
-        for doc in due[:self.batch]:
+        due = (await self.outbox.due(now, self.batch * OVERFETCH, self.owns))[:self.batch]
+        for doc in due:
             push = Push(doc["_id"], doc["tenant_id"], doc["task_id"], doc["task_version"], doc["channel"],
                         doc["recipient"], doc["title"], doc["body"], doc.get("url"), doc.get("payload") or {})
             channel = self.channels.get(push.channel)
             if push.channel in PERSONAL_CHANNELS and doc.get("consultant_id"):
                 later = await self._not_now(push, doc["consultant_id"], now)
                 if later is not None:
-                    await self.outbox.defer(push.push_id, *later)
+                    await self.outbox.defer(push, *later)
                     continue
             await self.outbox.mark_sending(push.push_id, now)
             if channel is None:
@@ -123,7 +123,7 @@ class Pusher:
                     result = Result.retry(type(exc).__name__)
             delivery = Delivery(push.push_id, DeliveryStatus(doc["status"]), doc.get("attempts", 0),
                                 doc.get("next_attempt_at")).after(result, self.retry, now, rand=random.random())
-            await self.outbox.record(push.push_id, delivery, now)
+            await self.outbox.record(push, delivery, now)
             metrics.DELIVERIES.labels(push.tenant_id, push.channel, delivery.status.value).inc()
         return Handled()
 

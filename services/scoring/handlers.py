@@ -231,7 +231,7 @@ class ScoringService:
             if await agenda.sweep_needed(now):
                 entered = await agenda.swept(await self.repo.due_until(now + agenda.horizon), now)
                 log.info("scoring: the agenda's sweep entered %d persons", entered)
-            due = [e for e in await agenda.due(now, self.timer_batch * OVERFETCH) if self.owns(e.key)]
+            due = [e for e in await agenda.due(now, self.timer_batch * OVERFETCH) if self.owns(e.owner)]
             for entry in due[:self.timer_batch]:
                 tenant, one_id = entry.tenant_id, entry.key
                 async with self.guard.also(tenant, one_id):

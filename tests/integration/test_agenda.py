@@ -56,7 +56,7 @@ async def test_the_sweep_runs_at_most_every_half_horizon_and_enters_what_came_wi
     await agenda.sweep_soon()  # a tenant's re-score made everybody due at once
     assert await agenda.sweep_needed(NOW)
     # The marker is never an entry.
-    assert await agenda.due(NOW + HORIZON * 100, 100) == [Entry("t1", "p1", NOW + timedelta(hours=1))]
+    assert await agenda.due(NOW + HORIZON * 100, 100) == [Entry("t1", "p1", NOW + timedelta(hours=1), "p1")]
 
 
 async def test_upserts_of_one_key_racing_all_succeed_and_leave_one_entry(db):

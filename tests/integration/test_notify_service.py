@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.sdk import EventProducer
+from schemas.identity import PersonsMerged
 from schemas.leads import LeadSnapshot, Owner, Stage, Trigger, Verdict
 from schemas.scores import Grade, ScoreChanged
 from schemas.tasks import Outcome, TaskCreated
@@ -30,6 +31,7 @@ from services.notify.bootstrap import make_service
 from services.notify.domain.delivery import verify_signature
 from services.notify.domain.policy import parse_policies
 from services.notify.handlers import ClaimRefused
+from tests.integration.store_kit import by_id_only, watched
 
 T0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
 TENANT = "t1"
@@ -175,6 +177,75 @@ async def test_unanswered_tasks_return_to_the_pool_and_are_claimed_under_the_rul
     # Protected: the claimer keeps it past the pool period while the protection lasts.
     await service.on_timer(clock.at + timedelta(days=3, minutes=1))
     assert (await service.repo.task(TENANT, tasks[0].task_id))["consultant_id"] == other
+
+
+async def test_the_timers_find_tasks_reminders_and_pushes_in_their_agendas_and_read_them_only_by_id(infra, db):
+    async with watched(infra, db) as (watched_db, commands):
+        clock = Clock(T0)
+        service = await notify_service(watched_db, clock, repurchase={"cycles": {"益生菌": 30}, "remind_days_before": 5})
+        await service.outbox.ensure_indexes()
+        for agenda in (service.repo.task_agenda, service.repo.reminder_agenda, service.outbox.agenda):
+            agenda.clock = clock  # the wall clock the horizon is kept by
+        await service.on_timer(T0)  # the first runs sweep: nothing yet
+        await service.deliver(T0)
+        bought = scored("p9", 1, Grade.O, Grade.A, EventType.PURCHASE_COMPLETED)
+        await service.on_score_changed(bought.model_copy(update={"lead": bought.lead.model_copy(update={
+            "stage": Stage.CUSTOMER, "product": "益生菌", "owner": Owner(consultant_id="c2", store_id="s1", since=T0)})}))
+        assert await service.repo.reminder_agenda.due(T0 + timedelta(days=90), 10) == []  # due in 25 days
+        [task] = created(await service.on_score_changed(scored("p1", 1, Grade.H, None)))
+        [entry] = await service.repo.task_agenda.due(task.due_at, 10)
+        assert (entry.key, entry.owner, entry.due_at) == (task.task_id, "p1", task.due_at)
+        assert [e.key for e in await service.outbox.agenda.due(T0, 10)] != []  # the inbox push, waiting
+
+        commands.clear()
+        await service.deliver(T0)
+        assert await service.outbox.agenda.due(T0 + timedelta(days=1), 10) == []  # sent: out of the agenda
+        clock.at = T0 + timedelta(minutes=20)
+        await service.on_timer(clock.at)  # missed: reassigned, due again in 15 minutes
+        doc = await service.repo.task(TENANT, task.task_id)
+        assert doc["previous_consultant_id"] == task.consultant_id
+        assert [e.due_at for e in await service.repo.task_agenda.due(T0 + timedelta(hours=2), 10)] == [doc["due_at"]]
+        clock.at = T0 + timedelta(minutes=40)
+        await service.on_timer(clock.at)  # missed again: breached; its next look is the pool, days away
+        assert (await service.repo.task(TENANT, task.task_id))["breached_at"] == clock.at
+        assert await service.repo.task_agenda.due(T0 + timedelta(days=30), 10) == []
+        for collection in ("tasks", "task_pushes", "repurchase_reminders"):
+            assert not commands.reads_of(collection) or by_id_only(commands.reads_of(collection)), collection
+        assert by_id_only(commands.reads_of("tasks"))
+
+        # Half a day on, the sweeps enter what comes within a day: the return to the pool, the reminder.
+        clock.at = T0 + timedelta(days=3, hours=1)
+        await service.on_timer(clock.at)
+        assert (await service.repo.task(TENANT, task.task_id))["queue"] == "pool"
+        clock.at = T0 + timedelta(days=25, minutes=2)
+        [reminded] = created(await service.on_timer(clock.at))
+        assert (reminded.reason, reminded.one_id) == ("repurchase_due", "p9")
+        assert await service.repo.reminder_agenda.due(T0 + timedelta(days=90), 10) == []
+
+
+async def test_a_merged_persons_task_is_looked_at_by_the_worker_of_the_person_it_moved_to(db):
+    clock = Clock(T0)
+    service = await notify_service(db, clock)
+    await service.on_timer(T0)  # the first run sweeps; the sweep would mend the entry below by itself
+    [kept] = created(await service.on_score_changed(scored("w", 1, Grade.H, None)))
+    [moved] = created(await service.on_score_changed(scored("l", 2, Grade.H, None)))
+    await service.on_identity_changed(PersonsMerged(merge_id="m1", tenant_id=TENANT, winner="w", loser="l",
+                                                    cause_identifier_type="phone", event_id="e-m1", merged_at=T0))
+    owners = {e.key: e.owner for e in await service.repo.task_agenda.due(T0 + timedelta(days=30), 10)}
+    assert owners == {kept.task_id: "w", moved.task_id: "w"}
+    # A merge that died before it moved the entry leaves it naming the loser: the loser's worker (here
+    # the only one) hands it on to the winner's, and the deadline is still kept.
+    doc = await service.repo.task(TENANT, moved.task_id)
+    await service.repo.task_agenda.schedule(TENANT, moved.task_id, doc["due_at"], person="l")
+    service.owns = lambda one_id: one_id != "w"  # the loser's worker only
+    await service.on_timer(T0 + timedelta(minutes=20))
+    owners = {e.key: e.owner for e in await service.repo.task_agenda.due(T0 + timedelta(days=30), 10)}
+    untouched = await service.repo.task(TENANT, moved.task_id)  # not the loser's worker's to escalate
+    assert owners[moved.task_id] == "w" and untouched["consultant_id"] == moved.consultant_id
+    assert "previous_consultant_id" not in untouched and "breached_at" not in untouched
+    service.owns = lambda one_id: one_id == "w"  # the winner's worker
+    await service.on_timer(T0 + timedelta(minutes=20))
+    assert (await service.repo.task(TENANT, moved.task_id))["previous_consultant_id"] == moved.consultant_id
 
 
 async def test_performance_compares_conversions_with_what_the_grades_predict(infra, db, unique):

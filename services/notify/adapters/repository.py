@@ -4,7 +4,9 @@ redirects with `merged_into`), `task_outcomes`, `pool_claims` (one per claim of 
 `_id` names the task and the moment it was pooled, so two consultants cannot both win it),
 `repurchase_reminders` (one per person and product: when their supply runs out) and
 `task_erasures` (a digest of every erased one_id, never the one_id, so that a score change still in
-flight cannot bring the person back).
+flight cannot bring the person back), and the timer's agendas `task_agenda` and `reminder_agenda` (the
+tasks and reminders due within a day, read instead of scanning `tasks` and the reminders:
+`leadflow/runtime/agenda.py`).
 
 Hot-path filters are `{_id: …}` alone (FerretDB v1 scans for anything else); consultants carry an
 `open_tasks` counter so routing needs no count over tasks.
@@ -18,6 +20,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from leadflow.runtime.agenda import Agenda
 from leadflow.runtime.persons import ErasureMarkers, follow
 from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from schemas.tasks import TaskStatus
@@ -51,8 +54,12 @@ class NotifyRepository:
         self.claims = db["pool_claims"]
         self.reminders = db["repurchase_reminders"]
         self.erasures = ErasureMarkers(db["task_erasures"])
+        self.task_agenda = Agenda(db["task_agenda"])  # keyed by task, owned by the task's person
+        self.reminder_agenda = Agenda(db["reminder_agenda"])
 
     async def ensure_indexes(self) -> None:
+        await self.task_agenda.ensure_indexes()
+        await self.reminder_agenda.ensure_indexes()
         await ensure_collections(self.consultants, self.tasks, self.slots, self.outcomes, self.claims, self.reminders,
                                  self.erasures.collection)
         await self.reminders.create_index([("done", ASCENDING), ("due_at", ASCENDING)])
@@ -141,19 +148,18 @@ class NotifyRepository:
     async def unset_task_fields(self, task_id: str, *names: str) -> None:
         await self.tasks.update_one({"_id": task_id}, {"$unset": dict.fromkeys(names, "")})
 
-    # ---- the timer's look-ups (FerretDB scans these; the volumes are a tenant's open tasks) ------------
-    async def overdue(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Open sales tasks past their first-response deadline, not answered, not yet marked breached."""
-        cursor = self.tasks.find({"status": TaskStatus.OPEN.value, "due_at": {"$lte": now},
-                                  "first_response_at": {"$exists": False}, "breached_at": {"$exists": False},
-                                  "queue": {"$nin": ["verification", "collision", "pool"]}})
-        return [d async for d in cursor.limit(limit)]
+    # ---- the timer's sweeps (they scan; the agendas make them twice a day) -----------------------------
+    async def waiting_tasks(self) -> list[dict[str, Any]]:
+        """Open tasks nobody answered yet: the task agenda's sweep (when each is due is the domain's
+        `next_look`)."""
+        cursor = self.tasks.find({"status": TaskStatus.OPEN.value, "first_response_at": {"$exists": False}},
+                                 {"event": 0, "lead_name": 0, "updates": 0, "escalations": 0, "assignments": 0})
+        return [d async for d in cursor]
 
-    async def unanswered(self, assigned_before: datetime, limit: int) -> list[dict[str, Any]]:
-        """Open, assigned, never answered tasks assigned before a time: candidates for the pool."""
-        cursor = self.tasks.find({"status": TaskStatus.OPEN.value, "queue": "sales", "consultant_id": {"$ne": None},
-                                  "first_response_at": {"$exists": False}, "assigned_at": {"$lte": assigned_before}})
-        return [d async for d in cursor.limit(limit)]
+    async def reminders_due_until(self, until: datetime) -> list[tuple[str, str, datetime, str]]:
+        """(tenant, reminder id, due, person) of the reminders not done and due by `until`: the sweep."""
+        cursor = self.reminders.find({"done": False, "due_at": {"$lte": until}}, {"tenant_id": 1, "one_id": 1, "due_at": 1})
+        return [(d["tenant_id"], d["_id"], d["due_at"], d["one_id"]) async for d in cursor]
 
     async def contacts_of(self, tenant_id: str, consultant_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Where to reach these consultants: WeCom userid and e-mail (by _id: FerretDB pushes that down)."""
@@ -206,11 +212,11 @@ class NotifyRepository:
         (a replay) changes nothing."""
         current = await self.reminders.find_one({"_id": doc["_id"]})
         if current is None or current["purchased_at"] < doc["purchased_at"]:
+            await self.reminder_agenda.schedule(doc["tenant_id"], doc["_id"], doc["due_at"], person=doc["one_id"])
             await self.reminders.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
-    async def due_reminders(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        cursor = self.reminders.find({"done": False, "due_at": {"$lte": now}})
-        return [d async for d in cursor.limit(limit)]
+    async def reminder(self, tenant_id: str, reminder_id: str) -> dict[str, Any] | None:
+        return await find_owned(self.reminders, tenant_id, reminder_id)
 
     async def reminder_done(self, reminder_id: str, task_id: str, now: datetime) -> None:
         await self.reminders.update_one({"_id": reminder_id}, {"$set": {"done": True, "task_id": task_id, "done_at": now}})
@@ -274,6 +280,8 @@ class NotifyRepository:
         await self.reminders.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
         for one_id in one_ids:
             await self.slots.delete_one({"_id": _pid(tenant_id, one_id)})
+        await self.task_agenda.forget(tenant_id, one_ids)
+        await self.reminder_agenda.forget(tenant_id, one_ids)
         return task_ids
 
     async def drop_task(self, tenant_id: str, task_id: str) -> None:
