@@ -494,7 +494,8 @@ class NotifyService:
                     buried = await self.repo.bury_slot(tenant, change.loser, change.winner)
                     await self._gather(tenant, change.winner, open_task_ids(buried))
                 case PersonErased():
-                    task_ids = await self.repo.erase(tenant, change.one_ids, at=change.erased_at)
+                    task_ids = await self.repo.erase(tenant, change.one_ids, at=change.erased_at,
+                                                     uncount=lambda cid: self._count(tenant, cid, opened=-1))
                     if self.outbox is not None:
                         await self.outbox.erase_tasks(tenant, task_ids)
         return Handled()

@@ -14,6 +14,7 @@ Hot-path filters are `{_id: …}` alone (FerretDB v1 scans for anything else); c
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -267,14 +268,18 @@ class NotifyRepository:
     async def is_erased(self, tenant_id: str, one_id: str) -> bool:
         return await self.erasures.is_erased(tenant_id, one_id)
 
-    async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime) -> list[str]:
-        """Delete the persons' tasks, outcomes and slots, counting their open tasks off. The markers go
-        first, so an erasure that dies halfway leaves the persons marked and its replay deletes the rest;
-        their score changes wait meanwhile (the erasure holds the persons' guard)."""
+    async def erase(self, tenant_id: str, one_ids: list[str], *, at: datetime,
+                    uncount: Callable[[str], Awaitable[None]]) -> list[str]:
+        """Delete the persons' tasks, outcomes and slots; `uncount` takes each open task off its
+        consultant's load (the service counts under the consultant's lease). The markers go first, so an
+        erasure that dies halfway leaves the persons marked and its replay deletes the rest; their score
+        changes wait meanwhile (the erasure holds the persons' guard)."""
         await self.erasures.mark(tenant_id, one_ids, at)
         task_ids = [d["_id"] async for d in self.tasks.find({"tenant_id": tenant_id, "one_id": {"$in": one_ids}}, {"_id": 1})]
         for task_id in task_ids:
-            await self.drop_task(tenant_id, task_id)
+            gone = await self.tasks.find_one_and_delete({"_id": task_id})
+            if gone and gone["status"] == TaskStatus.OPEN.value and gone.get("consultant_id"):
+                await uncount(gone["consultant_id"])
         await self.outcomes.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
         await self.claims.delete_many({"tenant_id": tenant_id, "task_id": {"$in": task_ids}})
         await self.reminders.delete_many({"tenant_id": tenant_id, "one_id": {"$in": one_ids}})
@@ -283,12 +288,6 @@ class NotifyRepository:
         await self.task_agenda.forget(tenant_id, one_ids)
         await self.reminder_agenda.forget(tenant_id, one_ids)
         return task_ids
-
-    async def drop_task(self, tenant_id: str, task_id: str) -> None:
-        """Delete a task; an open one no longer counts for its consultant."""
-        gone = await self.tasks.find_one_and_delete({"_id": task_id})
-        if gone and gone["status"] == TaskStatus.OPEN.value and gone.get("consultant_id"):
-            await self.count_open_task(tenant_id, gone["consultant_id"], -1)
 
     async def task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
         return await find_owned(self.tasks, tenant_id, task_id)
