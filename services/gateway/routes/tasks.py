@@ -22,6 +22,10 @@ from services.gateway.models import (
 )
 from services.notify.handlers import ClaimRefused, TaskNotFound
 
+# On FerretDB the API and the notify worker take turns on a task's person and on a consultant (leases):
+# a change that waits too long is refused with Retry-After rather than held (services/gateway/app.py).
+BUSY: dict[int | str, dict] = {503: {"description": "Busy with this task or consultant: retry after `Retry-After` seconds."}}
+
 router = APIRouter(tags=["tasks"])
 
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -48,7 +52,7 @@ async def list_tasks(
 
 
 @router.post("/v1/tasks/{task_id}/outcome", response_model=OutcomeOut, status_code=status.HTTP_201_CREATED,
-             responses={404: {}, 503: {}})
+             responses={404: {}, 503: {"description": "Busy, or the outcome is stored but not yet published: retry."}})
 async def post_outcome(task_id: IdPath, body: OutcomeIn, caller: Worker, services: ServicesDep):
     """Record what happened; the outcome goes to tasks.outcomes."""
     try:
@@ -63,7 +67,7 @@ async def post_outcome(task_id: IdPath, body: OutcomeIn, caller: Worker, service
     return OutcomeOut(outcome_id=event.outcome_id, task_id=task_id, outcome=event.outcome, recorded_at=event.recorded_at)
 
 
-@router.post("/v1/tasks/{task_id}/accept", response_model=TaskOut, responses={404: {}})
+@router.post("/v1/tasks/{task_id}/accept", response_model=TaskOut, responses={404: {}, **BUSY})
 async def accept(task_id: IdPath, caller: Worker, services: ServicesDep):
     """The consultant takes the task on (接单)."""
     try:
@@ -73,7 +77,7 @@ async def accept(task_id: IdPath, caller: Worker, services: ServicesDep):
     return TaskOut(task_id=doc["_id"], **{k: v for k, v in doc.items() if k != "escalated_to" or v})
 
 
-@router.put("/v1/consultants/{consultant_id}", response_model=ConsultantOut)
+@router.put("/v1/consultants/{consultant_id}", response_model=ConsultantOut, responses=BUSY)
 async def put_consultant(consultant_id: IdPath, body: ConsultantIn, caller: Ops, services: ServicesDep):
     """Create or replace a consultant of the caller's tenant."""
     doc = await services.notify.upsert_consultant(
@@ -82,7 +86,7 @@ async def put_consultant(consultant_id: IdPath, body: ConsultantIn, caller: Ops,
     return ConsultantOut(**doc)
 
 
-@router.post("/v1/pool/{task_id}/claim", response_model=ClaimOut, responses={404: {}, 409: {}, 422: {}})
+@router.post("/v1/pool/{task_id}/claim", response_model=ClaimOut, responses={404: {}, 409: {}, 422: {}, **BUSY})
 async def claim(task_id: IdPath, caller: Worker, services: ServicesDep,
                 consultant_id: Annotated[str | None, Query(max_length=64, description="ops: for whom")] = None):
     """Claim a lead from the shared pool (公海): within the daily limit, not back within the cool-down;
