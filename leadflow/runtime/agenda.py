@@ -31,7 +31,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from leadflow.runtime.store import ensure_collections
+from leadflow.runtime.store import ensure_collections, insert_all_once
 
 SWEEP_ID = "\x00sweep"  # no tenant id starts with NUL; has no due_at, so `due` never returns it
 HORIZON = timedelta(days=1)
@@ -60,6 +60,8 @@ class Agenda:
         self.collection = collection
         self.horizon = horizon
         self.clock = clock
+        self._swept_here = False  # this process has not swept yet
+        self._requests_seen = 0
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.collection)
@@ -76,19 +78,32 @@ class Agenda:
                        entered: datetime | None = None) -> None:
         """Before saving a document due at `due`: enter its key if due within the horizon. A key due later
         or never is left as it is: a stale entry costs the timer one read, and the sweep enters it later.
+        An entry already due earlier stays (`$min`): the timer then looks early and moves it (`settle`);
+        moving it later here would lose the earlier time if the document's write never came.
         `entered`: the due time of the key's entry, when the caller knows one is kept (the document's
         previous due time, within the horizon when it was saved). An entry due no later than `due`
-        brings the timer in time, and the timer then moves it (`settle`), so it is not written again:
-        a person active every few minutes costs one entry write, not one per touchpoint."""
+        brings the timer in time, so it is not written again: a person active every few minutes costs
+        one entry write, not one per touchpoint."""
         if self.holds(due) and not (entered is not None and due is not None and entered <= due):
-            await self._put(tenant_id, key, due, person)
+            await self._update(tenant_id, key, {"$set": {"tenant_id": tenant_id, "key": key, "person": person or key},
+                                                "$min": {"due_at": due}})
+
+    async def place(self, tenant_id: str, key: str, due: datetime | None, *, person: str, now: datetime) -> None:
+        """Make the key's entry exactly `due` for `person`, or drop it if not due within the horizon (under
+        the key's lease: a merge handing a task to another person's worker)."""
+        if self.holds(due, now):
+            await self._update(tenant_id, key, {"$set": {"tenant_id": tenant_id, "key": key, "person": person,
+                                                         "due_at": due}})
+        else:
+            await self.drop(tenant_id, key)
 
     async def settle(self, entry: Entry, due: datetime | None, now: datetime) -> None:
-        """After the timer looked at the entry's document: the entry follows the document's due time."""
+        """After the timer looked at the entry's document (under its lease): the entry follows the
+        document's due time exactly."""
         if not self.holds(due, now):
             await self.drop(entry.tenant_id, entry.key)
-        elif due != entry.due_at:
-            await self._put(entry.tenant_id, entry.key, due, entry.person or None)
+        elif _ms(due) != _ms(entry.due_at):
+            await self.place(entry.tenant_id, entry.key, due, person=entry.owner, now=now)
 
     async def due(self, now: datetime, limit: int) -> list[Entry]:
         """Entries whose time came (every tenant: the timer is the service's, not a tenant's)."""
@@ -105,31 +120,52 @@ class Agenda:
 
     # ---- the sweep -------------------------------------------------------------------------------
     async def sweep_needed(self, now: datetime) -> bool:
-        marker = await self.collection.find_one({"_id": SWEEP_ID})
-        return marker is None or not (now - self.horizon / 2 < marker["swept_at"] <= now)
+        """Whether this timer run sweeps: the first run of each process (its policies may have changed, or
+        it is the first with an agenda), then every half horizon, and after a `sweep_soon` that no sweep
+        has answered yet."""
+        marker = await self.collection.find_one({"_id": SWEEP_ID}) or {}
+        self._requests_seen = marker.get("requests", 0)
+        swept_at = marker.get("swept_at")
+        return (not self._swept_here or swept_at is None or not (now - self.horizon / 2 < swept_at <= now)
+                or marker.get("swept_requests", 0) != self._requests_seen)
 
     async def swept(self, due: Iterable[tuple[str, str, datetime] | tuple[str, str, datetime, str]], now: datetime) -> int:
         """Enter what a sweep found due up to `now` + horizon, (tenant, key, due[, person]) each, then note
-        the sweep; how many were entered."""
-        entered = 0
-        for tenant_id, key, at, *person in due:
-            if self.holds(at, now):
-                await self._put(tenant_id, key, at, person[0] if person else None)
-                entered += 1
-        await self._replace(SWEEP_ID, {"swept_at": now})
+        the sweep; how many were entered. Keys that have an entry keep it: it is due no later than its
+        document (every other write keeps the earlier time or follows the document under its lease),
+        while what the sweep read may be older than a change made since. So the sweep only inserts, in
+        one command."""
+        docs = [{"_id": entry_id(tenant_id, key), "tenant_id": tenant_id, "key": key,
+                 "person": person[0] if person else key, "due_at": at}
+                for tenant_id, key, at, *person in due if self.holds(at, now)]
+        entered = await insert_all_once(self.collection, docs)
+        # Requests made while the collection was read may have missed it: they are answered by the next.
+        await self._update_doc(SWEEP_ID, {"$set": {"swept_at": now, "swept_requests": self._requests_seen}})
+        self._swept_here = True
         return entered
 
+    async def bring_forward(self, tenant_id: str, at: datetime) -> None:
+        """Before the tenant's documents are all made due at `at` in one command: their entries too, so
+        none is left later than its document. Keys without an entry wait for the sweep (`sweep_soon`,
+        after that command)."""
+        await self.collection.update_many({"tenant_id": tenant_id, "due_at": {"$gt": at}}, {"$set": {"due_at": at}})
+
     async def sweep_soon(self) -> None:
-        """Make the next timer run sweep: many documents were made due at once (a tenant's re-score)."""
-        await self.collection.delete_one({"_id": SWEEP_ID})
+        """Make the next timer run sweep: many documents were made due at once (a tenant's re-score). May
+        run in another process than the timer's (the API, the CLI)."""
+        await self._update_doc(SWEEP_ID, {"$inc": {"requests": 1}})
 
-    async def _put(self, tenant_id: str, key: str, due: datetime, person: str | None = None) -> None:
-        await self._replace(entry_id(tenant_id, key), {"tenant_id": tenant_id, "key": key, "person": person or key,
-                                                       "due_at": due})
+    async def _update(self, tenant_id: str, key: str, update: dict) -> None:
+        await self._update_doc(entry_id(tenant_id, key), update)
 
-    async def _replace(self, doc_id: str, fields: dict) -> None:
+    async def _update_doc(self, doc_id: str, update: dict) -> None:
         try:
-            await self.collection.replace_one({"_id": doc_id}, fields, upsert=True)
+            await self.collection.update_one({"_id": doc_id}, update, upsert=True)
         except DuplicateKeyError:
             # FerretDB v1: another worker's upsert of the same key won the race; the document exists now.
-            await self.collection.replace_one({"_id": doc_id}, fields, upsert=True)
+            await self.collection.update_one({"_id": doc_id}, update, upsert=True)
+
+
+def _ms(at: datetime | None) -> datetime | None:
+    """BSON keeps milliseconds: a due time read back is compared at that precision."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000) if at is not None else None

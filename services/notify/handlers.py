@@ -127,15 +127,17 @@ class NotifyService:
                                after_emit=lambda: self._announced(tenant, one_id, tid))
             # Otherwise a later change with the same trigger (the assignment's, say): decided below.
         policy = self.policies.for_tenant(tenant)
-        await self._remember_purchase(tenant, one_id, change, policy)
         open_ids = open_task_ids(slot)
         first = slot is None or not (open_ids or slot.get("last_task_id"))
         decision = decide(change, policy.triggers, has_open_task=bool(open_ids), first=first)
-        if decision is None:
+        if decision is None and change.trigger.event_type not in PURCHASES:
             return Handled()
         # An erasure runs under the same guard, so none comes between this look and the writes below.
         if slot is None and await self.repo.is_erased(tenant, one_id):
-            return Handled()  # sent before the person was erased: nothing may bring them back
+            return Handled()  # sent before the person was erased: nothing may bring them back, nor remind of them
+        await self._remember_purchase(tenant, one_id, change, policy)
+        if decision is None:
+            return Handled()
         now = self._clock()
         if not decision.create:
             await self._refresh(tenant, open_ids[0], change, decision.reason, decision.detail, policy, now)
@@ -341,10 +343,17 @@ class NotifyService:
 
     async def _schedule(self, task: dict[str, Any]) -> None:
         """Before a write that may bring the task's next look forward (a new task, a sooner deadline, a
-        claim, a merge moving it): its agenda entry."""
+        claim): its agenda entry."""
         policy = self.policies.for_tenant(task["tenant_id"])
         await self.repo.task_agenda.schedule(task["tenant_id"], task["_id"], next_look(task, policy.pool),
                                              person=task["one_id"])
+
+    async def _follow(self, task: dict[str, Any]) -> None:
+        """After a merge gave the task to another person: its entry names that person, whose worker acts
+        on it, or goes if the task waits for nothing (a duplicate closed, an answered task)."""
+        policy = self.policies.for_tenant(task["tenant_id"])
+        await self.repo.task_agenda.place(task["tenant_id"], task["_id"], next_look(task, policy.pool),
+                                          person=task["one_id"], now=self._clock())
 
     async def _moved(self, entry: Entry, task: dict[str, Any], now: datetime) -> None:
         """The entry names the person a merge took the task from (the merge died before it moved the
@@ -354,7 +363,7 @@ class NotifyService:
             if task is None:
                 await self.repo.task_agenda.drop(entry.tenant_id, entry.key)
             else:
-                await self._schedule(task)
+                await self._follow(task)
 
     def _mine(self, entries: list[Entry]) -> list[Entry]:
         """The timer's share when notify runs as several workers: the persons of this worker's partitions."""
@@ -515,9 +524,9 @@ class NotifyService:
             await self._count(tenant, duplicate.consultant_id, opened=-1)
         first = primary(kept, (slot or {}).get("open_task_id"))
         await self.repo.set_slot(tenant, one_id, first, [t.task_id for t in kept if t.task_id != first])
-        for task in tasks:  # their agenda entries follow them to the person they live on as
-            if task is not None and task["_id"] in task_ids:
-                await self._schedule(await self.repo.task(tenant, task["_id"]) or task)
+        for tid in task_ids:  # their agenda entries follow them to the person they live on as
+            if (task := await self.repo.task(tenant, tid)) is not None:
+                await self._follow(task)
 
     # ---- consultants' side (called from the API) -------------------------------------------------
     async def accept(self, *, tenant_id: str, task_id: str, consultant_id: str | None) -> dict[str, Any]:

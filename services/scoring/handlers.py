@@ -251,6 +251,8 @@ class ScoringService:
                     key = f"rescore\x1f{request}" if request else f"decay\x1f{doc.get('version', 0)}"
                     out = await self._rescore(doc, tenant, one_id, _history(doc), key=key, source=key, cause=cause,
                                               now=now, unsent=True)
+                    if not out:  # nothing to send: the entry follows the person's next re-score time now
+                        await agenda.settle(entry, ((await self.repo.get(tenant, one_id)) or {}).get("rescore_at"), now)
                 outgoing += out
                 sent += [(tenant, one_id)] * bool(out)
                 metrics.RESCORES.labels(tenant, cause, "changed" if out else "unchanged").inc()

@@ -69,3 +69,45 @@ async def test_upserts_of_one_key_racing_all_succeed_and_leave_one_entry(db):
     assert all(e.due_at in times for e in entries)
     await agenda.drop("t1", "p1")
     assert len(await agenda.due(NOW + HORIZON, 100)) == 9
+
+
+async def test_a_later_due_time_never_moves_an_entry_later_but_the_timer_does(db):
+    agenda = await agenda_of(db)
+    early, late = NOW + timedelta(hours=1), NOW + timedelta(hours=5)
+    await agenda.schedule("t1", "p1", early)
+    await agenda.schedule("t1", "p1", late)  # the document's write may never come: the early look stays
+    [entry] = await agenda.due(NOW + HORIZON, 10)
+    assert entry.due_at == early
+    await agenda.settle(entry, late, NOW)  # the timer read the document: now it follows
+    assert [e.due_at for e in await agenda.due(NOW + HORIZON, 10)] == [late]
+
+
+async def test_a_sweep_only_enters_keys_without_an_entry(db):
+    agenda = await agenda_of(db)
+    sooner = NOW + timedelta(minutes=5)
+    await agenda.schedule("t1", "p1", sooner)  # brought forward after the sweep read the collection
+    assert await agenda.sweep_needed(NOW)
+    assert await agenda.swept([("t1", "p1", NOW + timedelta(hours=3)), ("t1", "p2", NOW + timedelta(hours=3))], NOW) == 1
+    assert sorted((e.key, e.due_at) for e in await agenda.due(NOW + HORIZON, 10)) == [
+        ("p1", sooner), ("p2", NOW + timedelta(hours=3))]
+
+
+async def test_a_sweep_request_made_while_a_sweep_reads_is_answered_by_the_next_one(db):
+    agenda = await agenda_of(db)
+    assert await agenda.sweep_needed(NOW)
+    await Agenda(db["agenda"], clock=lambda: NOW).sweep_soon()  # another process, mid-sweep
+    await agenda.swept([], NOW)
+    assert await agenda.sweep_needed(NOW)  # the request came after the sweep read
+    await agenda.swept([], NOW)
+    assert not await agenda.sweep_needed(NOW)
+    # A process that starts sweeps once, whatever the marker says (its policies may have changed).
+    assert await Agenda(db["agenda"], clock=lambda: NOW).sweep_needed(NOW)
+
+
+async def test_bringing_a_tenants_entries_forward_leaves_other_tenants_and_earlier_entries(db):
+    agenda = await agenda_of(db)
+    for tenant, key, hours in (("t1", "p1", 5), ("t1", "p2", 0.5), ("t2", "p3", 5)):
+        await agenda.schedule(tenant, key, NOW + timedelta(hours=hours))
+    await agenda.bring_forward("t1", NOW + timedelta(hours=1))
+    assert sorted((e.key, e.due_at) for e in await agenda.due(NOW + HORIZON, 10)) == [
+        ("p1", NOW + timedelta(hours=1)), ("p2", NOW + timedelta(hours=0.5)), ("p3", NOW + timedelta(hours=5))]

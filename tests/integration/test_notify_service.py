@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 
 from leadflow.runtime.admin import ensure_topics
 from leadflow.sdk import EventProducer
-from schemas.identity import PersonsMerged
+from schemas.identity import PersonErased, PersonsMerged
 from schemas.leads import LeadSnapshot, Owner, Stage, Trigger, Verdict
 from schemas.scores import Grade, ScoreChanged
 from schemas.tasks import Outcome, TaskCreated
@@ -246,6 +246,25 @@ async def test_a_merged_persons_task_is_looked_at_by_the_worker_of_the_person_it
     service.owns = lambda one_id: one_id == "w"  # the winner's worker
     await service.on_timer(T0 + timedelta(minutes=20))
     assert (await service.repo.task(TENANT, moved.task_id))["previous_consultant_id"] == moved.consultant_id
+    # An entry naming the loser of a task that waits for nothing any more (answered) goes, rather than
+    # being handed on for ever.
+    await service.repo.update_task(moved.task_id, {"first_response_at": T0 + timedelta(minutes=21)})
+    await service.repo.task_agenda.schedule(TENANT, moved.task_id, T0 + timedelta(minutes=22), person="l")
+    service.owns = lambda one_id: one_id != "w"
+    await service.on_timer(T0 + timedelta(minutes=25))
+    assert moved.task_id not in {e.key for e in await service.repo.task_agenda.due(T0 + timedelta(days=30), 10)}
+
+
+async def test_a_purchase_in_flight_when_its_person_was_erased_sets_no_reminder(db):
+    clock = Clock(T0)
+    service = await notify_service(db, clock, repurchase={"cycles": {"益生菌": 30}, "remind_days_before": 5})
+    await service.on_identity_changed(PersonErased(erasure_id="er1", tenant_id=TENANT, one_id="p9", one_ids=["p9"],
+                                                   requested_by="admin", event_id="e-er1", erased_at=T0))
+    bought = scored("p9", 1, Grade.O, Grade.A, EventType.PURCHASE_COMPLETED)
+    await service.on_score_changed(bought.model_copy(update={"lead": bought.lead.model_copy(update={
+        "stage": Stage.CUSTOMER, "product": "益生菌"})}))
+    assert await service.repo.reminders.count_documents({}) == 0
+    assert await service.repo.reminder_agenda.due(T0 + timedelta(days=90), 10) == []
 
 
 async def test_performance_compares_conversions_with_what_the_grades_predict(infra, db, unique):

@@ -100,9 +100,10 @@ class ScoreRepository:
 
     async def request_rescore(self, tenant_id: str, request_id: str, at: datetime) -> int:
         """Make every live person of the tenant due now, marked with the request; how many."""
+        await self.agenda.bring_forward(tenant_id, at)
         result = await self.scores.update_many({"tenant_id": tenant_id, **_LIVE},
                                                {"$set": {"rescore_at": at, "rescore_request": request_id}})
-        await self.agenda.sweep_soon()  # the timer's next run enters them all
+        await self.agenda.sweep_soon()  # the timer's next run enters the rest
         return result.modified_count
 
     async def rescore_progress(self, tenant_id: str, request_id: str) -> tuple[int, int]:
