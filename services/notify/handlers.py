@@ -315,7 +315,7 @@ class NotifyService:
                     elif task is not None and returns_to_pool(task, now, policy.pool):
                         await self._to_pool(task, now)
                         task = await self.repo.task(entry.tenant_id, entry.key)
-                    await tasks.settle(entry, next_look(task, policy.pool) if task else None, now)
+                    await tasks.settle(entry, self._next_look(task) if task else None, now)
             reminders = self.repo.reminder_agenda
             for entry in self._mine(await reminders.due(now, self.timer_batch * OVERFETCH)):
                 async with self.guard.also(entry.tenant_id, entry.owner):
@@ -335,24 +335,24 @@ class NotifyService:
         tasks, reminders = self.repo.task_agenda, self.repo.reminder_agenda
         if await tasks.sweep_needed(now):
             found = [(t["tenant_id"], t["_id"], at, t["one_id"]) for t in await self.repo.waiting_tasks()
-                     if (at := next_look(t, self.policies.for_tenant(t["tenant_id"]).pool)) is not None]
+                     if (at := self._next_look(t)) is not None]
             log.info("notify: the task agenda's sweep entered %d tasks", await tasks.swept(found, now))
         if await reminders.sweep_needed(now):
             found = await self.repo.reminders_due_until(now + reminders.horizon)
             log.info("notify: the reminder agenda's sweep entered %d reminders", await reminders.swept(found, now))
 
+    def _next_look(self, task: dict[str, Any]) -> datetime | None:
+        return next_look(task, self.policies.for_tenant(task["tenant_id"]).pool)
+
     async def _schedule(self, task: dict[str, Any]) -> None:
         """Before a write that may bring the task's next look forward (a new task, a sooner deadline, a
         claim): its agenda entry."""
-        policy = self.policies.for_tenant(task["tenant_id"])
-        await self.repo.task_agenda.schedule(task["tenant_id"], task["_id"], next_look(task, policy.pool),
-                                             person=task["one_id"])
+        await self.repo.task_agenda.schedule(task["tenant_id"], task["_id"], self._next_look(task), person=task["one_id"])
 
     async def _follow(self, task: dict[str, Any]) -> None:
         """After a merge gave the task to another person: its entry names that person, whose worker acts
         on it, or goes if the task waits for nothing (a duplicate closed, an answered task)."""
-        policy = self.policies.for_tenant(task["tenant_id"])
-        await self.repo.task_agenda.place(task["tenant_id"], task["_id"], next_look(task, policy.pool),
+        await self.repo.task_agenda.place(task["tenant_id"], task["_id"], self._next_look(task),
                                           person=task["one_id"], now=self._clock())
 
     async def _moved(self, entry: Entry, task: dict[str, Any], now: datetime) -> None:

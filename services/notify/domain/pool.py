@@ -41,18 +41,21 @@ class PoolPolicy:
         return cls(**kwargs)
 
 
-def returns_to_pool(task: Mapping[str, Any], now: datetime, policy: PoolPolicy) -> bool:
-    """Whether an open task nobody followed up goes back to the pool now. A task under protection (just
-    claimed) stays with its claimer until the protection ends."""
+def pool_return_at(task: Mapping[str, Any], policy: PoolPolicy) -> datetime | None:
+    """When an open task nobody followed up goes back to the pool (None: it never does as it stands). A
+    task under protection (just claimed) stays with its claimer until the protection ends."""
     if not policy.enabled or task.get("status") != "open" or task.get("queue", "sales") != "sales":
-        return False
+        return None
     if not task.get("consultant_id") or task.get("first_response_at") is not None:
-        return False
-    protected = task.get("protected_until")
-    if protected is not None and now < protected:
-        return False
-    since = task.get("assigned_at") or task["created_at"]
-    return now - since >= timedelta(days=policy.return_after_days)
+        return None
+    back = (task.get("assigned_at") or task["created_at"]) + timedelta(days=policy.return_after_days)
+    return max(back, task.get("protected_until") or back)
+
+
+def returns_to_pool(task: Mapping[str, Any], now: datetime, policy: PoolPolicy) -> bool:
+    """Whether an open task nobody followed up goes back to the pool now."""
+    at = pool_return_at(task, policy)
+    return at is not None and now >= at
 
 
 @dataclass(frozen=True)
