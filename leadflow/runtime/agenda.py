@@ -18,12 +18,18 @@ collection is read twice a day instead of 2,880 times.
 An entry may be stale: its document moved its due time, was merged away or erased. The timer reads
 the document by `_id`, acts only on what the document says and then `settle`s the entry. Entries are
 written before the document they schedule, so a crash between the two leaves an early entry, never a
-missing one. The owner of the collection (a repository) is this agenda's only writer.
+missing one. An early entry costs the timer one read; a late one would be a missed deadline, so
+every sweep also brings forward entries later than the document it read. That is what makes a
+writer without the key's lease safe (a tenant's re-score sets every document due in one command,
+while the timer may be settling an entry from its read just before): it asks for a sweep
+(`sweep_soon`) after its write, and every timer process answers with one of its own, after its own
+settles. The owner of the collection (a repository) is this agenda's only writer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,7 +39,11 @@ from pymongo.errors import DuplicateKeyError
 
 from leadflow.runtime.store import ensure_collections, insert_all_once
 
-SWEEP_ID = "\x00sweep"  # no tenant id starts with NUL; has no due_at, so `due` never returns it
+# Markers: no tenant id starts with NUL, and they have no due_at, so `due` never returns them. Apart,
+# because FerretDB v1 applies an update as a read and a write of the whole document: a request must
+# not be lost to a sweep noting its time.
+SWEEP_ID = "\x00sweep"  # when a sweep last ran
+REQUEST_ID = "\x00request"  # the last sweep request, a fresh token each
 HORIZON = timedelta(days=1)
 
 
@@ -61,7 +71,8 @@ class Agenda:
         self.horizon = horizon
         self.clock = clock
         self._swept_here = False  # this process has not swept yet
-        self._requests_seen = 0
+        self._request_seen: str | None = None  # the request token the sweep under way answers
+        self._request_answered: str | None = None  # ... and the one this process's last sweep answered
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.collection)
@@ -121,39 +132,43 @@ class Agenda:
     # ---- the sweep -------------------------------------------------------------------------------
     async def sweep_needed(self, now: datetime) -> bool:
         """Whether this timer run sweeps: the first run of each process (its policies may have changed, or
-        it is the first with an agenda), then every half horizon, and after a `sweep_soon` that no sweep
-        has answered yet."""
+        it is the first with an agenda), then every half horizon, and after a `sweep_soon` that this
+        process has not answered yet (each process answers every request itself, after its own settles
+        that may have read a document before the request's write)."""
         marker = await self.collection.find_one({"_id": SWEEP_ID}) or {}
-        self._requests_seen = marker.get("requests", 0)
+        request = await self.collection.find_one({"_id": REQUEST_ID}) or {}
+        self._request_seen = request.get("token")
         swept_at = marker.get("swept_at")
         return (not self._swept_here or swept_at is None or not (now - self.horizon / 2 < swept_at <= now)
-                or marker.get("swept_requests", 0) != self._requests_seen)
+                or self._request_seen != self._request_answered)
 
     async def swept(self, due: Iterable[tuple[str, str, datetime] | tuple[str, str, datetime, str]], now: datetime) -> int:
         """Enter what a sweep found due up to `now` + horizon, (tenant, key, due[, person]) each, then note
-        the sweep; how many were entered. Keys that have an entry keep it: it is due no later than its
-        document (every other write keeps the earlier time or follows the document under its lease),
-        while what the sweep read may be older than a change made since. So the sweep only inserts, in
-        one command."""
-        docs = [{"_id": entry_id(tenant_id, key), "tenant_id": tenant_id, "key": key,
-                 "person": person[0] if person else key, "due_at": at}
-                for tenant_id, key, at, *person in due if self.holds(at, now)]
+        the sweep; how many entries were entered or brought forward. Keys without an entry are inserted,
+        in one command. A key's entry later than what the sweep read is brought forward (`$min`), never
+        moved later: what the sweep read may be older than a change made since, and an early entry only
+        costs the timer a read."""
+        found = {entry_id(tenant_id, key): (tenant_id, key, at, person[0] if person else key)
+                 for tenant_id, key, at, *person in due if self.holds(at, now)}
+        docs = [{"_id": _id, "tenant_id": tenant_id, "key": key, "person": person, "due_at": at}
+                for _id, (tenant_id, key, at, person) in found.items()]
         entered = await insert_all_once(self.collection, docs)
-        # Requests made while the collection was read may have missed it: they are answered by the next.
-        await self._update_doc(SWEEP_ID, {"$set": {"swept_at": now, "swept_requests": self._requests_seen}})
-        self._swept_here = True
+        if entered < len(docs):
+            # The agenda is small (a day's keys): read whole, one command, rather than one per key.
+            async for entry in self.collection.find({"due_at": {"$exists": True}}, {"due_at": 1}):
+                if (hit := found.get(entry["_id"])) is not None and _ms(hit[2]) < _ms(entry["due_at"]):
+                    await self.collection.update_one({"_id": entry["_id"]}, {"$min": {"due_at": hit[2]}})
+                    entered += 1
+        await self._update_doc(SWEEP_ID, {"$set": {"swept_at": now}})
+        self._swept_here, self._request_answered = True, self._request_seen
         return entered
 
-    async def bring_forward(self, tenant_id: str, at: datetime) -> None:
-        """Before the tenant's documents are all made due at `at` in one command: their entries too, so
-        none is left later than its document. Keys without an entry wait for the sweep (`sweep_soon`,
-        after that command)."""
-        await self.collection.update_many({"tenant_id": tenant_id, "due_at": {"$gt": at}}, {"$set": {"due_at": at}})
-
     async def sweep_soon(self) -> None:
-        """Make the next timer run sweep: many documents were made due at once (a tenant's re-score). May
-        run in another process than the timer's (the API, the CLI)."""
-        await self._update_doc(SWEEP_ID, {"$inc": {"requests": 1}})
+        """Make the next timer run of every process sweep: many documents were made due at once, without
+        their keys' leases (a tenant's re-score). Call it after that write. May run in another process
+        than the timers' (the API, the CLI). A fresh token rather than a count: of two requests racing,
+        the one whose write survives came last, after both their writes."""
+        await self._update_doc(REQUEST_ID, {"$set": {"token": uuid.uuid4().hex}})
 
     async def _update(self, tenant_id: str, key: str, update: dict) -> None:
         await self._update_doc(entry_id(tenant_id, key), update)

@@ -14,6 +14,7 @@ from schemas.scores import Grade, ScoreChanged
 from schemas.tasks import Outcome, TaskOutcomeRecorded
 from schemas.topics import SCORES_CHANGES, TASKS_OUTCOMES, dead_letter_topic
 from schemas.touchpoints import EventType
+from leadflow.runtime.agenda import Entry
 from services.scoring.bootstrap import make_service
 from services.scoring.domain.rules import RuleBook, builtin, parse_rules
 from tests.integration.store_kit import by_id_only, watched
@@ -240,6 +241,22 @@ async def test_a_rescore_after_a_rule_change_emits_only_real_changes(db):
     assert await changed.rescore_progress(TENANT, "r1") == (0, 1)
     assert (await changed.get("t2", "other"))["rules"] == "car-dealer@1"  # another tenant is untouched
     assert not scores(await changed.on_timer(T0 + timedelta(minutes=2)))
+
+
+async def test_a_rescore_reaches_a_person_whose_entry_the_timer_settled_from_a_read_before_the_request(db):
+    clock = Clock(T0)
+    service = await scoring(db, clock)
+    await service.on_lead_updated(change("form", 1, EventType.FORM_SUBMITTED, T0))
+    before = (await service.get(TENANT, "form"))["rescore_at"]
+    await service.on_timer(T0 + timedelta(seconds=30))  # this process's first sweep
+    clock.at = T0 + timedelta(minutes=1)
+    assert await service.request_rescore(TENANT, "r1") == 1
+    # The timer had read the person before the request's write (due `before`) and settles the entry
+    # after it: the entry is now later than the document.
+    await service.repo.agenda.settle(Entry(TENANT, "form", clock.at), before, clock.at)
+    await service.on_timer(T0 + timedelta(minutes=2))
+    assert await service.rescore_progress(TENANT, "r1") == (0, 0)  # same rules: re-scored, nothing to tell
+    assert (await service.get(TENANT, "form"))["rescore_at"] > before
 
 
 async def test_the_explanation_and_the_last_change_are_stored_as_text_and_read_as_structures(db):

@@ -99,11 +99,13 @@ class ScoreRepository:
         await self.scores.update_one({"_id": score_doc_id(tenant_id, one_id)}, {"$unset": {"unsent": ""}})
 
     async def request_rescore(self, tenant_id: str, request_id: str, at: datetime) -> int:
-        """Make every live person of the tenant due now, marked with the request; how many."""
-        await self.agenda.bring_forward(tenant_id, at)
+        """Make every live person of the tenant due now, marked with the request; how many. One command,
+        without the persons' leases: the timers' next sweep, asked for after it, enters them or brings
+        their entries forward (a timer settling an entry from its read just before this write would
+        otherwise leave it late)."""
         result = await self.scores.update_many({"tenant_id": tenant_id, **_LIVE},
                                                {"$set": {"rescore_at": at, "rescore_request": request_id}})
-        await self.agenda.sweep_soon()  # the timer's next run enters the rest
+        await self.agenda.sweep_soon()
         return result.modified_count
 
     async def rescore_progress(self, tenant_id: str, request_id: str) -> tuple[int, int]:
