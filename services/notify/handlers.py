@@ -105,8 +105,32 @@ class NotifyService:
         self._gauged: set[tuple[str, str]] = set()
 
     async def on_score_changed(self, change: ScoreChanged) -> Handled:
+        if not self.guard.sole():
+            # Most changes ask nothing of notify (no trigger fires, no open task to refresh): decided
+            # under the worker's lock from one read of the person's slot, before the person's lease
+            # (two store commands) is taken. Everybody else writes the slot under that lease, and the
+            # decision reads nothing else, so deciding "nothing" on that read is what processing the
+            # change just before their write would decide. Anything else is decided again under it.
+            async with self.guard.locked():
+                one_id, slot = await self.repo.resolve(change.tenant_id, change.one_id)
+                if self._decided(change, one_id, slot) is None:
+                    return Handled()
         async with self.guard.person(change.tenant_id, change.one_id):
             return await self._score_changed(change)
+
+    def _decided(self, change: ScoreChanged, one_id: str, slot: dict[str, Any] | None) -> tuple[Any, ...] | None:
+        """What the change asks of the person whose slot this is: None when nothing (no task to make or
+        refresh, no purchase to remember), else (the change's task id, the open task ids, the decision)."""
+        tid = task_id(change.tenant_id, one_id, change.trigger.event_id)
+        open_ids = open_task_ids(slot)
+        first = slot is None or not (open_ids or slot.get("last_task_id"))
+        decision = decide(change, self.policies.for_tenant(change.tenant_id).triggers, has_open_task=bool(open_ids),
+                          first=first)
+        # The person's open task has this change's trigger: a replay of the change that made it, maybe unsent.
+        replayed = slot is not None and slot.get("open_task_id") == tid
+        if decision is None and not replayed and change.trigger.event_type not in PURCHASES:
+            return None
+        return tid, open_ids, decision
 
     def _today(self, policy: NotifyPolicy, now: datetime) -> date:
         return now.astimezone(policy.hours.zone).date()
@@ -114,7 +138,10 @@ class NotifyService:
     async def _score_changed(self, change: ScoreChanged) -> Handled:
         tenant = change.tenant_id
         one_id, slot = await self.repo.resolve(tenant, change.one_id)  # a merged person's change: the survivor's
-        tid = task_id(tenant, one_id, change.trigger.event_id)
+        decided = self._decided(change, one_id, slot)
+        if decided is None:
+            return Handled()
+        tid, open_ids, decision = decided
         if slot is not None and slot.get("open_task_id") == tid:
             doc = await self.repo.task(tenant, tid)
             if doc is not None and doc.get("signals", [None])[0] == change.change_id:
@@ -125,13 +152,10 @@ class NotifyService:
                     return Handled()
                 return Handled([Outgoing(TASKS_EVENTS, one_id, TaskCreated.model_validate(doc["event"]))],
                                after_emit=lambda: self._announced(tenant, one_id, tid))
-            # Otherwise a later change with the same trigger (the assignment's, say): decided below.
-        policy = self.policies.for_tenant(tenant)
-        open_ids = open_task_ids(slot)
-        first = slot is None or not (open_ids or slot.get("last_task_id"))
-        decision = decide(change, policy.triggers, has_open_task=bool(open_ids), first=first)
+            # Otherwise a later change with the same trigger (the assignment's, say): decided like any other.
         if decision is None and change.trigger.event_type not in PURCHASES:
             return Handled()
+        policy = self.policies.for_tenant(tenant)
         # An erasure runs under the same guard, so none comes between this look and the writes below.
         if slot is None and await self.repo.is_erased(tenant, one_id):
             return Handled()  # sent before the person was erased: nothing may bring them back, nor remind of them

@@ -31,7 +31,7 @@ from services.notify.bootstrap import make_service
 from services.notify.domain.delivery import verify_signature
 from services.notify.domain.policy import parse_policies
 from services.notify.handlers import ClaimRefused
-from tests.integration.store_kit import by_id_only, watched
+from tests.integration.store_kit import WRITES, by_id_only, watched
 
 T0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
 TENANT = "t1"
@@ -110,6 +110,23 @@ async def test_later_signals_refresh_the_open_task_and_a_replay_changes_nothing(
     # A page view that fires nothing leaves the task alone.
     await service.on_score_changed(scored("p1", 3, Grade.H, Grade.H, EventType.PAGE_VIEWED))
     assert (await service.repo.task(TENANT, task.task_id))["version"] == 2
+
+
+async def test_a_change_that_asks_nothing_takes_no_lease_and_one_that_asks_something_is_decided_under_it(infra, db):
+    async with watched(infra, db) as (watched_db, commands):
+        clock = Clock(T0)
+        service = await notify_service(watched_db, clock)
+        assert not service.guard.sole()  # on FerretDB the API writes tasks too: every write takes the lease
+        [task] = created(await service.on_score_changed(scored("p1", 1, Grade.B, None)))
+        commands.clear()
+        await service.on_score_changed(scored("p1", 2, Grade.B, Grade.B, EventType.PAGE_VIEWED))  # fires nothing
+        junk = scored("p2", 1, Grade.C, None)
+        await service.on_score_changed(junk.model_copy(update={"lead": junk.lead.model_copy(update={"verdict": Verdict.JUNK})}))
+        assert [(name, coll) for name, coll, _ in commands.seen if name in WRITES] == []  # not even a lease
+        assert by_id_only(commands.reads_of("task_slots"))
+        await service.on_score_changed(scored("p1", 3, Grade.H, Grade.B, EventType.PAGE_VIEWED))  # refreshes
+        assert commands.writes_to("task_leases") == 2  # taken and given back
+        assert (await service.repo.task(TENANT, task.task_id))["grade"] == "H"
 
 
 # One of several workers, the timer takes each task's person's lease and re-reads the task under it.
