@@ -28,8 +28,8 @@ settles. The owner of the collection (a repository) is this agenda's only writer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
