@@ -18,12 +18,14 @@ collection is read twice a day instead of 2,880 times.
 An entry may be stale: its document moved its due time, was merged away or erased. The timer reads
 the document by `_id`, acts only on what the document says and then `settle`s the entry. Entries are
 written before the document they schedule, so a crash between the two leaves an early entry, never a
-missing one. An early entry costs the timer one read; a late one would be a missed deadline, so
-every sweep also brings forward entries later than the document it read. That is what makes a
-writer without the key's lease safe (a tenant's re-score sets every document due in one command,
-while the timer may be settling an entry from its read just before): it asks for a sweep
-(`sweep_soon`) after its write, and every timer process answers with one of its own, after its own
-settles. The owner of the collection (a repository) is this agenda's only writer.
+missing one. An early entry costs the timer one read; a late one would be a missed deadline. So a
+sweep also brings forward an entry that is later than its document when the document is due
+already: a timer may have settled the entry from what it read just before a change that made the
+document due (a tenant's rescore request, which every timer process answers with a sweep of its
+own after its own settles: `sweep_soon`). Only to a time already come, because on FerretDB v1 that
+write is a read and a whole-document write and may undo a concurrent one: the entry is then still
+due at once, and the timer reads the document. The owner of the collection (a repository) is this
+agenda's only writer.
 """
 
 from __future__ import annotations
@@ -145,9 +147,8 @@ class Agenda:
     async def swept(self, due: Iterable[tuple[str, str, datetime] | tuple[str, str, datetime, str]], now: datetime) -> int:
         """Enter what a sweep found due up to `now` + horizon, (tenant, key, due[, person]) each, then note
         the sweep; how many entries were entered or brought forward. Keys without an entry are inserted,
-        in one command. A key's entry later than what the sweep read is brought forward (`$min`), never
-        moved later: what the sweep read may be older than a change made since, and an early entry only
-        costs the timer a read."""
+        in one command. A key's entry later than a due time that has come already is brought forward to
+        it (`$min`); other entries stay (what the sweep read may be older than a change made since)."""
         found = {entry_id(tenant_id, key): (tenant_id, key, at, person[0] if person else key)
                  for tenant_id, key, at, *person in due if self.holds(at, now)}
         docs = [{"_id": _id, "tenant_id": tenant_id, "key": key, "person": person, "due_at": at}
@@ -156,7 +157,8 @@ class Agenda:
         if entered < len(docs):
             # The agenda is small (a day's keys): read whole, one command, rather than one per key.
             async for entry in self.collection.find({"due_at": {"$exists": True}}, {"due_at": 1}):
-                if (hit := found.get(entry["_id"])) is not None and _ms(hit[2]) < _ms(entry["due_at"]):
+                hit = found.get(entry["_id"])
+                if hit is not None and hit[2] <= now and _ms(hit[2]) < _ms(entry["due_at"]):
                     await self.collection.update_one({"_id": entry["_id"]}, {"$min": {"due_at": hit[2]}})
                     entered += 1
         await self._update_doc(SWEEP_ID, {"$set": {"swept_at": now}})
@@ -164,10 +166,10 @@ class Agenda:
         return entered
 
     async def sweep_soon(self) -> None:
-        """Make the next timer run of every process sweep: many documents were made due at once, without
-        their keys' leases (a tenant's re-score). Call it after that write. May run in another process
-        than the timers' (the API, the CLI). A fresh token rather than a count: of two requests racing,
-        the one whose write survives came last, after both their writes."""
+        """Make the next timer run of every process sweep: many documents became due at once (a tenant's
+        rescore request). Call it after the write that made them due. May run in another process than
+        the timers' (the CLI). A fresh token rather than a count: of two requests racing, the one whose
+        write survives came last, after both their writes."""
         await self._update_doc(REQUEST_ID, {"$set": {"token": uuid.uuid4().hex}})
 
     async def _update(self, tenant_id: str, key: str, update: dict) -> None:

@@ -25,7 +25,7 @@ from schemas.scores import Grade, ScoreChanged
 from schemas.tasks import TaskOutcomeRecorded
 from schemas.topics import SCORES_CHANGES
 from services.scoring.adapters.models import ModelStore, StoredModel
-from services.scoring.adapters.repository import ScoreRepository
+from services.scoring.adapters.repository import Rescore, ScoreRepository, due_of, waits_for
 from services.scoring.domain.learning import Evaluation, Quality, blend_weight, quality, update
 from services.scoring.domain.merging import RECENT_TRIGGERS_KEPT, History, covers, join, split
 from services.scoring.domain.rules import LearningMode, RuleBook, RuleSet, outcome_kind
@@ -219,13 +219,20 @@ class ScoringService:
 
     # ---- the re-score timer ----------------------------------------------------------------------
     async def on_timer(self, now: datetime | None = None) -> Handled:
-        """Persons due for a re-score (quiet ones decaying, or a tenant's rescore request): their real changes.
-        Saved before they are sent, marked `unsent` until the broker has them, so a crash in between sends
-        them on the next run. They come from the agenda (`leadflow/runtime/agenda.py`), swept from the
-        scores twice a day and after a rescore request."""
+        """Persons due for a re-score (quiet ones decaying, or waiting for their tenant's rescore request):
+        their real changes. Saved before they are sent, marked `unsent` until the broker has them, so a
+        crash in between sends them on the next run. They come from the agenda
+        (`leadflow/runtime/agenda.py`), swept from the scores twice a day and after a rescore request."""
         outgoing: list[Outgoing] = []
         sent: list[tuple[str, str]] = []
         agenda = self.repo.agenda
+        requests: dict[str, Rescore | None] = {}  # each tenant's rescore request, read once a run
+
+        async def request_of(tenant: str) -> Rescore | None:
+            if tenant not in requests:
+                requests[tenant] = await self.repo.rescore_request(tenant)
+            return requests[tenant]
+
         async with self.guard.locked():
             now = now or self._clock()
             if await agenda.sweep_needed(now):
@@ -234,6 +241,7 @@ class ScoringService:
             due = [e for e in await agenda.due(now, self.timer_batch * OVERFETCH) if self.owns(e.owner)]
             for entry in due[:self.timer_batch]:
                 tenant, one_id = entry.tenant_id, entry.key
+                request = await request_of(tenant)
                 async with self.guard.also(tenant, one_id):
                     doc = await self.repo.get(tenant, one_id)
                     if doc is None or doc.get("merged_into"):
@@ -243,35 +251,38 @@ class ScoringService:
                         outgoing.append(Outgoing(SCORES_CHANGES, one_id, last))
                         sent.append((tenant, one_id))
                         continue
-                    if doc.get("rescore_at") is None or doc["rescore_at"] > now:
-                        await agenda.settle(entry, doc.get("rescore_at"), now)  # moved since it was entered
+                    due_at = due_of(doc, request)
+                    if due_at is None or due_at > now:
+                        await agenda.settle(entry, due_at, now)  # moved since it was entered
                         continue
-                    request = doc.get("rescore_request")
-                    cause = "rescore" if request else "decay"
-                    key = f"rescore\x1f{request}" if request else f"decay\x1f{doc.get('version', 0)}"
+                    rescoring = waits_for(doc, request)
+                    cause = "rescore" if rescoring else "decay"
+                    key = f"rescore\x1f{request.request_id}" if rescoring else f"decay\x1f{doc.get('version', 0)}"
                     out = await self._rescore(doc, tenant, one_id, _history(doc), key=key, source=key, cause=cause,
-                                              now=now, unsent=True)
-                    if not out:  # nothing to send: the entry follows the person's next re-score time now
-                        await agenda.settle(entry, ((await self.repo.get(tenant, one_id)) or {}).get("rescore_at"), now)
+                                              now=now, unsent=True, rescored_for=request.request_id if rescoring else None)
+                    if not out:  # nothing to send: the entry follows the person's next look now
+                        after = await self.repo.get(tenant, one_id)
+                        await agenda.settle(entry, due_of(after, request) if after else None, now)
                 outgoing += out
                 sent += [(tenant, one_id)] * bool(out)
                 metrics.RESCORES.labels(tenant, cause, "changed" if out else "unchanged").inc()
 
         async def acknowledged() -> None:
             # After the send, outside the run: FerretDB applies `$unset` as a read and a write of the whole
-            # document, so it is a write to the person like any other. The entry then waits for the next
-            # re-score time.
+            # document, so it is a write to the person like any other. The entry then waits for the
+            # person's next look.
             async with self.guard.locked():
                 for tenant, one_id in sent:
                     async with self.guard.also(tenant, one_id):
                         await self.repo.mark_sent(tenant, one_id)
                         doc = await self.repo.get(tenant, one_id)
-                        await agenda.settle(Entry(tenant, one_id, now), doc.get("rescore_at") if doc else None, now)
+                        await agenda.settle(Entry(tenant, one_id, now), due_of(doc, requests.get(tenant)) if doc else None,
+                                            now)
 
         return Handled(outgoing, after_emit=acknowledged if sent else None)
 
     async def request_rescore(self, tenant_id: str, request_id: str) -> int:
-        """Make every person of the tenant due for the timer (after a rule change); how many."""
+        """Have the timer re-score every person of the tenant (after a rule change); how many persons."""
         return await self.repo.request_rescore(tenant_id, request_id, self._clock())
 
     async def rescore_progress(self, tenant_id: str, request_id: str) -> tuple[int, int]:
@@ -280,15 +291,18 @@ class ScoringService:
     # ---- scoring ---------------------------------------------------------------------------------
     async def _rescore(self, doc: dict[str, Any] | None, tenant: str, one_id: str, history: History, *,
                        key: str, source: str, cause: str, now: datetime | None = None,
-                       unsent: bool = False) -> list[Outgoing]:
+                       unsent: bool = False, rescored_for: str | None = None) -> list[Outgoing]:
         """Store the person re-scored on `history`; a ScoreChanged when it differs enough from the last one sent."""
         now = now or self._clock()
         rules = self.rules.for_tenant(tenant)
         fields: dict[str, Any] = {"tenant_id": tenant, "one_id": one_id, **_fields(history), "scored_at": now,
                                   "rules": rules.ref}
-        for kept in ("last_change", "last_source", "emitted"):  # what was told last stays until something new is
+        # What was told last stays until something new is; the rescore request answered last, until the next.
+        for kept in ("last_change", "last_source", "emitted", "rescored_for"):
             if doc and doc.get(kept) is not None:
                 fields[kept] = doc[kept]
+        if rescored_for is not None:
+            fields["rescored_for"] = rescored_for
         outgoing = []
         if history.lead is not None:  # without a snapshot (a split's new person) it waits for leads
             stored = await self._model(tenant) if rules.learning.mode is not LearningMode.OFF else None

@@ -243,20 +243,28 @@ async def test_a_rescore_after_a_rule_change_emits_only_real_changes(db):
     assert not scores(await changed.on_timer(T0 + timedelta(minutes=2)))
 
 
-async def test_a_rescore_reaches_a_person_whose_entry_the_timer_settled_from_a_read_before_the_request(db):
-    clock = Clock(T0)
-    service = await scoring(db, clock)
-    await service.on_lead_updated(change("form", 1, EventType.FORM_SUBMITTED, T0))
-    before = (await service.get(TENANT, "form"))["rescore_at"]
-    await service.on_timer(T0 + timedelta(seconds=30))  # this process's first sweep
-    clock.at = T0 + timedelta(minutes=1)
-    assert await service.request_rescore(TENANT, "r1") == 1
-    # The timer had read the person before the request's write (due `before`) and settles the entry
-    # after it: the entry is now later than the document.
-    await service.repo.agenda.settle(Entry(TENANT, "form", clock.at), before, clock.at)
-    await service.on_timer(T0 + timedelta(minutes=2))
-    assert await service.rescore_progress(TENANT, "r1") == (0, 0)  # same rules: re-scored, nothing to tell
-    assert (await service.get(TENANT, "form"))["rescore_at"] > before
+async def test_a_rescore_request_writes_no_score_and_reaches_a_person_whose_entry_was_settled_late(infra, db):
+    async with watched(infra, db) as (watched_db, commands):
+        clock = Clock(T0)
+        service = await scoring(watched_db, clock)
+        await service.on_lead_updated(change("form", 1, EventType.FORM_SUBMITTED, T0))
+        before = await service.get(TENANT, "form")
+        await service.on_timer(T0 + timedelta(seconds=30))  # this process's first sweep
+        clock.at = T0 + timedelta(minutes=1)
+        commands.clear()
+        assert await service.request_rescore(TENANT, "r1") == 1
+        # The workers are the only writers of scores: a score saved while the request is made is never lost.
+        assert commands.writes_to("scores") == 0
+        assert await service.rescore_progress(TENANT, "r1") == (1, 0)
+        # The timer had read the person before the request (due at `before`'s re-score time) and settles
+        # the entry after it: the entry is later than the person's turn now.
+        await service.repo.agenda.settle(Entry(TENANT, "form", T0), before["rescore_at"], clock.at)
+        await service.on_timer(T0 + timedelta(minutes=2))  # answers the request with a sweep
+        assert await service.rescore_progress(TENANT, "r1") == (0, 0)  # same rules: re-scored, nothing to tell
+        after = await service.get(TENANT, "form")
+        assert (after["rescored_for"], after["version"]) == ("r1", before["version"] + 1)
+        assert not scores(await service.on_timer(T0 + timedelta(minutes=3)))
+        assert (await service.get(TENANT, "form"))["version"] == after["version"]  # once per request
 
 
 async def test_the_explanation_and_the_last_change_are_stored_as_text_and_read_as_structures(db):

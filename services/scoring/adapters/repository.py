@@ -5,12 +5,14 @@ erased one_id, never the one_id, so that a lead change still in flight cannot br
 A person's document says when the re-score timer should look at it again (`rescore_at`), and holds
 `unsent` while a change the timer made is not yet acknowledged by the broker. `score_agenda` holds the
 persons due within a day (unsent ones at once), which the timer reads instead of scanning `scores`
-(`leadflow/runtime/agenda.py`)."""
+(`leadflow/runtime/agenda.py`). `score_rescores` holds each tenant's latest rescore request
+(`leadflow rescore`, after a rule change); its persons scored before it wait for the timer."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -48,6 +50,29 @@ def _agenda_due(doc: dict[str, Any]) -> datetime | None:
     return doc.get("scored_at") if doc.get("unsent") else doc.get("rescore_at")
 
 
+@dataclass(frozen=True)
+class Rescore:
+    """A tenant's latest rescore request: every person scored before it is re-scored once for it."""
+
+    request_id: str
+    at: datetime
+
+
+def waits_for(doc: dict[str, Any], request: Rescore | None) -> bool:
+    """Whether the person is still to be re-scored for the request. A score made at the request's very
+    time counts as before it (clocks tick in milliseconds); `rescored_for` keeps it to once."""
+    return (request is not None and doc.get("rescored_for") != request.request_id
+            and (doc.get("scored_at") is None or doc["scored_at"] <= request.at))
+
+
+def due_of(doc: dict[str, Any], request: Rescore | None) -> datetime | None:
+    """When the timer must look at the person, their tenant's rescore request included."""
+    due = _agenda_due(doc)
+    if waits_for(doc, request):
+        due = request.at if due is None else min(due, request.at)
+    return due
+
+
 def score_doc_id(tenant_id: str, one_id: str) -> str:
     return f"{tenant_id}\x1f{one_id}"
 
@@ -60,12 +85,14 @@ class ScoreRepository:
         self.erasures = ErasureMarkers(db["score_erasures"])
         self._docs = StateDocuments(self.scores)
         self.agenda = Agenda(db["score_agenda"])
+        self.rescores = db["score_rescores"]
 
     async def ensure_indexes(self) -> None:
-        await ensure_collections(self.scores, self.erasures.collection)
+        await ensure_collections(self.scores, self.erasures.collection, self.rescores)
         await self.agenda.ensure_indexes()
         await self.scores.create_index([("tenant_id", ASCENDING), ("grade", ASCENDING), ("score", DESCENDING)])
         await self.scores.create_index([("rescore_at", ASCENDING)])
+        await self.scores.create_index([("tenant_id", ASCENDING), ("scored_at", ASCENDING)])
 
     async def get(self, tenant_id: str, one_id: str) -> dict[str, Any] | None:
         doc = await self._docs.load(score_doc_id(tenant_id, one_id))
@@ -89,28 +116,46 @@ class ScoreRepository:
 
     # ---- the re-score timer -------------------------------------------------------------------------
     async def due_until(self, until: datetime) -> list[tuple[str, str, datetime]]:
-        """(tenant, one_id, due) of every live person due by `until`, or unsent: the agenda's sweep. It scans."""
-        query = {"$or": [{"rescore_at": {"$lte": until}}, {"unsent": True}], **_LIVE}
-        cursor = self.scores.find(query, {"tenant_id": 1, "one_id": 1, "rescore_at": 1, "unsent": 1, "scored_at": 1})
-        return [(doc["tenant_id"], doc["one_id"], due) async for doc in cursor if (due := _agenda_due(doc)) is not None]
+        """(tenant, one_id, due) of every live person due by `until`, unsent, or waiting for their tenant's
+        rescore request: the agenda's sweep. It scans."""
+        requests = await self.rescore_requests()
+        waiting = [{"tenant_id": tenant, "scored_at": {"$lte": request.at}} for tenant, request in requests.items()]
+        query = {"$or": [{"rescore_at": {"$lte": until}}, {"unsent": True}, *waiting], **_LIVE}
+        cursor = self.scores.find(query, {"tenant_id": 1, "one_id": 1, "rescore_at": 1, "unsent": 1, "scored_at": 1,
+                                          "rescored_for": 1})
+        return [(doc["tenant_id"], doc["one_id"], due) async for doc in cursor
+                if (due := due_of(doc, requests.get(doc["tenant_id"]))) is not None]
 
     async def mark_sent(self, tenant_id: str, one_id: str) -> None:
         # By _id alone (FerretDB pushes only that down); a newer whole-document write has no `unsent` anyway.
         await self.scores.update_one({"_id": score_doc_id(tenant_id, one_id)}, {"$unset": {"unsent": ""}})
 
     async def request_rescore(self, tenant_id: str, request_id: str, at: datetime) -> int:
-        """Make every live person of the tenant due now, marked with the request; how many. One command,
-        without the persons' leases: the timers' next sweep, asked for after it, enters them or brings
-        their entries forward (a timer settling an entry from its read just before this write would
-        otherwise leave it late)."""
-        result = await self.scores.update_many({"tenant_id": tenant_id, **_LIVE},
-                                               {"$set": {"rescore_at": at, "rescore_request": request_id}})
+        """Ask the scoring workers to re-score every live person of the tenant scored by `at`; how many
+        persons the tenant has. It writes no score: the tenant's request, then a sweep of every worker's
+        agenda (`sweep_soon`), which enters the persons; the workers re-score them under their leases.
+        (A lease-less `update_many` of the scores raced the workers' writes: FerretDB v1 applies it as a
+        read and a whole-document write, so a score saved in between was lost.)"""
+        await self.rescores.replace_one({"_id": tenant_id}, {"tenant_id": tenant_id, "request_id": request_id, "at": at},
+                                        upsert=True)
         await self.agenda.sweep_soon()
-        return result.modified_count
+        return await self.scores.count_documents({"tenant_id": tenant_id, **_LIVE})
+
+    async def rescore_request(self, tenant_id: str) -> Rescore | None:
+        doc = await self.rescores.find_one({"_id": tenant_id})
+        return Rescore(doc["request_id"], doc["at"]) if doc is not None else None
+
+    async def rescore_requests(self) -> dict[str, Rescore]:
+        """Every tenant's latest request (one small document per tenant that ever asked)."""
+        return {doc["_id"]: Rescore(doc["request_id"], doc["at"]) async for doc in self.rescores.find({})}
 
     async def rescore_progress(self, tenant_id: str, request_id: str) -> tuple[int, int]:
         """(persons still waiting for the request, changes it emitted so far)."""
-        waiting = await self.scores.count_documents({"tenant_id": tenant_id, "rescore_request": request_id, **_LIVE})
+        request = await self.rescore_request(tenant_id)
+        waiting = 0
+        if request is not None and request.request_id == request_id:  # else a later request took over
+            waiting = await self.scores.count_documents({"tenant_id": tenant_id, "scored_at": {"$lte": request.at},
+                                                         "rescored_for": {"$ne": request_id}, **_LIVE})
         changed = await self.scores.count_documents({"tenant_id": tenant_id, "last_source": f"rescore\x1f{request_id}"})
         return waiting, changed
 
