@@ -75,6 +75,8 @@ class Agenda:
         self._swept_here = False  # this process has not swept yet
         self._request_seen: str | None = None  # the request token the sweep under way answers
         self._request_answered: str | None = None  # ... and the one this process's last sweep answered
+        self._owned_seen: frozenset[int] = frozenset()  # the worker's partitions the sweep under way covers
+        self._owned_swept: frozenset[int] = frozenset()  # ... and those it has held since its last sweep
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.collection)
@@ -132,17 +134,19 @@ class Agenda:
         await self.collection.delete_many({"tenant_id": tenant_id, "person": {"$in": persons}})
 
     # ---- the sweep -------------------------------------------------------------------------------
-    async def sweep_needed(self, now: datetime) -> bool:
+    async def sweep_needed(self, now: datetime, owned: frozenset[int] = frozenset()) -> bool:
         """Whether this timer run sweeps: the first run of each process (its policies may have changed, or
-        it is the first with an agenda), then every half horizon, and after a `sweep_soon` that this
-        process has not answered yet (each process answers every request itself, after its own settles
-        that may have read a document before the request's write)."""
+        it is the first with an agenda), then every half horizon, after a `sweep_soon` that this process
+        has not answered yet (each process answers every request itself, after its own settles that may
+        have read a document before the request's write), and when the worker gained a partition
+        (`owned`: the worker that had it may have died between such a read and its settle)."""
         marker = await self.collection.find_one({"_id": SWEEP_ID}) or {}
         request = await self.collection.find_one({"_id": REQUEST_ID}) or {}
         self._request_seen = request.get("token")
+        self._owned_seen, self._owned_swept = owned, self._owned_swept & owned  # one lost and won back: gained
         swept_at = marker.get("swept_at")
         return (not self._swept_here or swept_at is None or not (now - self.horizon / 2 < swept_at <= now)
-                or self._request_seen != self._request_answered)
+                or self._request_seen != self._request_answered or not owned <= self._owned_swept)
 
     async def swept(self, due: Iterable[tuple[str, str, datetime] | tuple[str, str, datetime, str]], now: datetime) -> int:
         """Enter what a sweep found due up to `now` + horizon, (tenant, key, due[, person]) each, then note
@@ -162,7 +166,7 @@ class Agenda:
                     await self.collection.update_one({"_id": entry["_id"]}, {"$min": {"due_at": hit[2]}})
                     entered += 1
         await self._update_doc(SWEEP_ID, {"$set": {"swept_at": now}})
-        self._swept_here, self._request_answered = True, self._request_seen
+        self._swept_here, self._request_answered, self._owned_swept = True, self._request_seen, self._owned_seen
         return entered
 
     async def sweep_soon(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from aiokafka.partitioner import murmur2
 
 Owns = Callable[[str], bool]
+Owned = Callable[[], frozenset[int]]
 # Due documents a timer reads per batch it wants: with several workers, the others' are skipped.
 OVERFETCH = 4
 
@@ -23,6 +24,11 @@ OVERFETCH = 4
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives `key` (Java client and aiokafka alike)."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def none_assigned() -> frozenset[int]:
+    """A worker alone (tests, tools): no partitions to gain."""
+    return frozenset()
 
 
 def everything(key: str) -> bool:
@@ -62,6 +68,11 @@ class PartitionOwnership:
         False while it is not in the group yet, or cannot tell."""
         partitions = self._partitions or self._consumer.topic_partitions(self.topic)
         return bool(partitions) and len(self._owned()) >= partitions
+
+    def owned(self) -> frozenset[int]:
+        """The partitions assigned to this worker now: a timer sweeps its agenda when it gains one
+        (`Agenda.sweep_needed`), since the worker that had it may have died mid-run."""
+        return frozenset(self._owned())
 
     def _owned(self) -> set[int]:
         return {tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic}

@@ -19,7 +19,7 @@ from leadflow.runtime import metrics
 from leadflow.runtime.agenda import Entry
 from leadflow.runtime.leases import MAX_RESOLVES, LeaseTimeout, PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
-from leadflow.runtime.ownership import OVERFETCH, Owns, everything
+from leadflow.runtime.ownership import OVERFETCH, Owned, Owns, everything, none_assigned
 from leadflow.runtime.persons import persons_of
 from leadflow.sdk import EventProducer
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
@@ -82,6 +82,7 @@ class NotifyService:
     ) -> None:
         self.repo = repo
         self.owns: Owns = everything  # the timer's persons; one worker of several: its partitions' (bootstrap)
+        self.owned: Owned = none_assigned  # ... and those partitions (bootstrap)
         self.outbox = outbox
         self.policies = policies or NotifyPolicyBook()
         self.channels = channels if channels is not None else {}
@@ -357,11 +358,11 @@ class NotifyService:
     async def _sweep(self, now: datetime) -> None:
         """Twice a day: enter the tasks and reminders whose time comes within a day (they scan)."""
         tasks, reminders = self.repo.task_agenda, self.repo.reminder_agenda
-        if await tasks.sweep_needed(now):
+        if await tasks.sweep_needed(now, self.owned()):
             found = [(t["tenant_id"], t["_id"], at, t["one_id"]) for t in await self.repo.waiting_tasks()
                      if (at := self._next_look(t)) is not None]
             log.info("notify: the task agenda's sweep entered %d tasks", await tasks.swept(found, now))
-        if await reminders.sweep_needed(now):
+        if await reminders.sweep_needed(now, self.owned()):
             found = await self.repo.reminders_due_until(now + reminders.horizon)
             log.info("notify: the reminder agenda's sweep entered %d reminders", await reminders.swept(found, now))
 

@@ -127,3 +127,16 @@ async def test_sweep_requests_racing_a_sweeps_note_are_not_lost(db):
     requester = Agenda(db["agenda"], clock=lambda: NOW)
     await asyncio.gather(*(requester.sweep_soon() for _ in range(5)), *(agenda.swept([], NOW) for _ in range(5)))
     assert await agenda.sweep_needed(NOW)
+
+
+async def test_a_worker_sweeps_when_it_gains_a_partition_not_when_it_loses_one(db):
+    agenda = await agenda_of(db)
+    assert await agenda.sweep_needed(NOW, frozenset({0, 1}))
+    await agenda.swept([], NOW)
+    assert not await agenda.sweep_needed(NOW, frozenset({0, 1}))
+    assert not await agenda.sweep_needed(NOW, frozenset({0}))  # a rebalance took partition 1
+    # Partition 1 comes back: its worker meanwhile may have died between a read and a settle.
+    assert await agenda.sweep_needed(NOW, frozenset({0, 1}))
+    await agenda.swept([], NOW)
+    assert not await agenda.sweep_needed(NOW, frozenset({0, 1}))
+    assert await agenda.sweep_needed(NOW, frozenset({0, 1, 2}))  # a worker of two left: its partitions

@@ -21,6 +21,6 @@ def register(channels: Channels, service: LeadService) -> None:
                      name="leads.outcomes")
     channels.consume(TASKS_EVENTS, decode=TaskCreated.from_bytes, handle=service.on_task, name="leads.assignments")
     mine = channels.ownership(TOUCHPOINTS_IDENTIFIED)
-    service.owns = mine.owns  # the timer acts on this worker's persons only
+    service.owns, service.owned = mine.owns, mine.owned  # the timer acts on this worker's persons only
     service.guard.sole = mine.sole  # several workers: persons' changes under their leases
     channels.every(service.timer_interval_s, service.on_timer, name="leads.timer")

@@ -25,6 +25,7 @@ def register(channels: Channels, service: NotifyService) -> None:
     # The timers act on this worker's persons (and a share of the pushes) only.
     mine = channels.ownership(SCORES_CHANGES)
     service.owns = service.pusher.owns = mine.owns
+    service.owned = mine.owned
     # Several workers, or the API writing tasks on FerretDB v1: persons' changes under their leases.
     service.guard.sole = lambda: service.atomic_store and mine.sole()
     channels.every(service.timer_interval_s, service.on_timer, name="notify.timer")

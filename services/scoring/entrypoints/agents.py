@@ -25,6 +25,6 @@ def register(channels: Channels, service: ScoringService) -> None:
         name="scoring.identity_changes",
     )
     mine = channels.ownership(LEADS_CHANGES)
-    service.owns = mine.owns  # the timer acts on this worker's persons only
+    service.owns, service.owned = mine.owns, mine.owned  # the timer acts on this worker's persons only
     service.guard.sole = mine.sole  # several workers: persons' changes under their leases
     channels.every(service.timer_interval_s, service.on_timer, name="scoring.timer")
