@@ -118,17 +118,6 @@ async def test_every_process_answers_a_sweep_request_and_a_request_made_mid_swee
     assert await Agenda(db["agenda"], clock=lambda: NOW).sweep_needed(NOW)
 
 
-async def test_sweep_requests_racing_a_sweeps_note_are_not_lost(db):
-    agenda = await agenda_of(db)
-    assert await agenda.sweep_needed(NOW)
-    await agenda.swept([], NOW)
-    # FerretDB v1 applies an update as a read and a write of the whole document: requests and the
-    # sweep's note live apart, so none of these requests can be overwritten by a note.
-    requester = Agenda(db["agenda"], clock=lambda: NOW)
-    await asyncio.gather(*(requester.sweep_soon() for _ in range(5)), *(agenda.swept([], NOW) for _ in range(5)))
-    assert await agenda.sweep_needed(NOW)
-
-
 async def test_a_worker_sweeps_when_it_gains_a_partition_not_when_it_loses_one(db):
     agenda = await agenda_of(db)
     assert await agenda.sweep_needed(NOW, frozenset({0, 1}))
