@@ -5,7 +5,9 @@ then waits until every stage is done: leads has consumed every event (from its /
 consumer group lags (from the broker; neither wait puts load on the store).
 It prints:
 - sustained events/s: events / (time from first send until the pipeline was drained);
-- p50/p99 latency from send to stored task, over the tasks the run created.
+- p50/p99 latency from send to stored task, over the tasks the run created;
+- store commands per event, per service (the workers' `leadflow_store_seconds_count`): on FerretDB
+  each costs 0.5-1 ms of the store's CPU, so this is what throughput follows.
 Figures go into docs/benchmarks.md by hand, with the machine they were measured on.
 """
 
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
@@ -58,12 +62,23 @@ def counters(config: StackConfig) -> dict[str, float]:
     return found
 
 
+def store_commands(config: StackConfig) -> Counter[str]:
+    """Store commands sent so far, per service, summed over its workers' /metrics."""
+    sent: Counter[str] = Counter()
+    for port in config.worker_ports.values():
+        for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
+            if line.startswith("leadflow_store_seconds_count{") and (m := re.search(r'service="([^"]+)"', line)):
+                if not m.group(1).endswith("-setup"):  # start-up's collections and indexes
+                    sent[m.group(1)] += float(line.split()[-1])
+    return sent
+
+
 async def one_rate(config: StackConfig, env: dict[str, str], rate: float, duration: float, seed: int) -> dict:
     tenant = f"bench{int(time.time())}r{int(rate)}"
     sims, _ = generate(tenant, seed, int(rate * duration), datetime.now(UTC))
     client = AsyncMongoClient(env["LEADFLOW_MONGO_URL"], tz_aware=True)
     db = client[env["LEADFLOW_MONGO_DB"]]
-    base = counters(config)
+    base, commands = counters(config), store_commands(config)
     with Publisher(env["LEADFLOW_KAFKA_BOOTSTRAP"], topic_prefix=env["LEADFLOW_TOPIC_PREFIX"]) as publisher:
         sink = TimedSink(publisher)
         started = time.time()
@@ -79,6 +94,7 @@ async def one_rate(config: StackConfig, env: dict[str, str], rate: float, durati
             break
         await asyncio.sleep(0.5)
     finished = time.time()
+    commands = store_commands(config) - commands
     latencies = []
     async for task in db["tasks"].find({"tenant_id": tenant}, {"trigger_event_id": 1, "created_at": 1}):
         sent = sink.sent_at.get(task["trigger_event_id"])
@@ -91,6 +107,7 @@ async def one_rate(config: StackConfig, env: dict[str, str], rate: float, durati
         "rate": rate, "events": len(sims), "applied": done, "complete": done >= len(sims),
         "sustained": done / (finished - started), "tasks": len(latencies),
         "p50_ms": pct(0.50), "p99_ms": pct(0.99), "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        "commands": {service: n / len(sims) for service, n in sorted(commands.items())},
     }
 
 
@@ -109,6 +126,8 @@ def main() -> None:
         flag = "" if r["complete"] else "  (not drained in time)"
         print(f"{r['rate']:>10.0f} {r['events']:>7} {r['applied']:>8} {r['sustained']:>12.1f} {r['tasks']:>6} "
               f"{r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f}{flag}", flush=True)
+        per_event = ", ".join(f"{service} {n:.1f}" for service, n in r["commands"].items())
+        print(f"{'':>10} store commands per event: {per_event} (total {sum(r['commands'].values()):.1f})", flush=True)
 
 
 if __name__ == "__main__":
