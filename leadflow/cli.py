@@ -154,6 +154,7 @@ def rescore(
     import uuid
 
     from leadflow.runtime import store
+    from services.scoring.adapters.repository import RescoreReplaced
     from services.scoring.bootstrap import build_for_reads
     from services.scoring.settings import ScoringSettings
 
@@ -172,7 +173,12 @@ def rescore(
                 return 0
             deadline = time.monotonic() + timeout
             while True:
-                waiting, changed = await service.rescore_progress(tenant, request_id)
+                try:
+                    waiting, changed = await service.rescore_progress(tenant, request_id)
+                except RescoreReplaced as replaced:
+                    console.print(f"rescore {request_id} was replaced by a later one of {tenant} ({replaced.by}), "
+                                  "which re-scores the same persons: follow that one", soft_wrap=True)
+                    return 0
                 console.print(f"  {total - waiting}/{total} re-scored, {changed} changes emitted", soft_wrap=True)
                 if not waiting:
                     return 0

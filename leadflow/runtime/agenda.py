@@ -19,12 +19,12 @@ An entry may be stale: its document moved its due time, was merged away or erase
 the document by `_id`, acts only on what the document says and then `settle`s the entry. Entries are
 written before the document they schedule, so a crash between the two leaves an early entry, never a
 missing one. An early entry costs the timer one read; a late one would be a missed deadline. So a
-sweep also brings forward an entry that is later than its document when the document is due
-already: a timer may have settled the entry from what it read just before a change that made the
-document due (a tenant's rescore request, which every timer process answers with a sweep of its
-own after its own settles: `sweep_soon`). Only to a time already come, because on FerretDB v1 that
-write is a read and a whole-document write and may undo a concurrent one: the entry is then still
-due at once, and the timer reads the document. The owner of the collection (a repository) is this
+sweep also brings forward an entry that is later than what it read of the document: a timer may
+have settled the entry from what it read just before a change that made the document due sooner (a
+tenant's rescore request, which every timer process answers with a sweep of its own after its own
+settles: `sweep_soon`). At most to the sweep's `now`: on FerretDB v1 that write is a read and a
+whole-document write and may undo a concurrent one, and the entry is then still due at once; the
+timer reads the document and settles the entry. The owner of the collection (a repository) is this
 agenda's only writer.
 """
 
@@ -134,12 +134,17 @@ class Agenda:
         await self.collection.delete_many({"tenant_id": tenant_id, "person": {"$in": persons}})
 
     # ---- the sweep -------------------------------------------------------------------------------
-    async def sweep_needed(self, now: datetime, owned: frozenset[int] = frozenset()) -> bool:
+    async def sweep_needed(self, now: datetime, owned: frozenset[int] | None = None) -> bool:
         """Whether this timer run sweeps: the first run of each process (its policies may have changed, or
         it is the first with an agenda), then every half horizon, after a `sweep_soon` that this process
         has not answered yet (each process answers every request itself, after its own settles that may
         have read a document before the request's write), and when the worker gained a partition
-        (`owned`: the worker that had it may have died between such a read and its settle)."""
+        (`owned`: the worker that had it may have died between such a read and its settle). A worker
+        that has no partition yet (`owned` empty; None: not partitioned, a process alone) acts on
+        nothing and waits for them, so that starting up costs one sweep, not two."""
+        if owned is not None and not owned:
+            return False
+        owned = owned or frozenset()
         marker = await self.collection.find_one({"_id": SWEEP_ID}) or {}
         request = await self.collection.find_one({"_id": REQUEST_ID}) or {}
         self._request_seen = request.get("token")
@@ -151,8 +156,11 @@ class Agenda:
     async def swept(self, due: Iterable[tuple[str, str, datetime] | tuple[str, str, datetime, str]], now: datetime) -> int:
         """Enter what a sweep found due up to `now` + horizon, (tenant, key, due[, person]) each, then note
         the sweep; how many entries were entered or brought forward. Keys without an entry are inserted,
-        in one command. A key's entry later than a due time that has come already is brought forward to
-        it (`$min`); other entries stay (what the sweep read may be older than a change made since)."""
+        in one command. A key's entry later than what the sweep found is brought forward to that time,
+        or to `now` if that is still to come (`$min`): the timer then reads the document and settles
+        the entry where the document says, under the key's lease. Never further, because what the sweep
+        read may be older than a change made since, and because a write this undoes on FerretDB must
+        still leave an entry due at once."""
         found = {entry_id(tenant_id, key): (tenant_id, key, at, person[0] if person else key)
                  for tenant_id, key, at, *person in due if self.holds(at, now)}
         docs = [{"_id": _id, "tenant_id": tenant_id, "key": key, "person": person, "due_at": at}
@@ -162,8 +170,8 @@ class Agenda:
             # The agenda is small (a day's keys): read whole, one command, rather than one per key.
             async for entry in self.collection.find({"due_at": {"$exists": True}}, {"due_at": 1}):
                 hit = found.get(entry["_id"])
-                if hit is not None and hit[2] <= now and _ms(hit[2]) < _ms(entry["due_at"]):
-                    await self.collection.update_one({"_id": entry["_id"]}, {"$min": {"due_at": hit[2]}})
+                if hit is not None and _ms(hit[2]) < _ms(entry["due_at"]):
+                    await self.collection.update_one({"_id": entry["_id"]}, {"$min": {"due_at": min(hit[2], now)}})
                     entered += 1
         await self._update_doc(SWEEP_ID, {"$set": {"swept_at": now}})
         self._swept_here, self._request_answered, self._owned_swept = True, self._request_seen, self._owned_seen

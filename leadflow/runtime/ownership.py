@@ -16,7 +16,7 @@ from collections.abc import Callable
 from aiokafka.partitioner import murmur2
 
 Owns = Callable[[str], bool]
-Owned = Callable[[], frozenset[int]]
+Owned = Callable[[], frozenset[int] | None]
 # Due documents a timer reads per batch it wants: with several workers, the others' are skipped.
 OVERFETCH = 4
 
@@ -26,9 +26,9 @@ def partition_of(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def none_assigned() -> frozenset[int]:
-    """A worker alone (tests, tools): no partitions to gain."""
-    return frozenset()
+def unpartitioned() -> frozenset[int] | None:
+    """A worker alone (tests, tools): it holds no partitions, it has everything."""
+    return None
 
 
 def everything(key: str) -> bool:

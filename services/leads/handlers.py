@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from leadflow.runtime import metrics
 from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
-from leadflow.runtime.ownership import OVERFETCH, Owned, Owns, everything, none_assigned
+from leadflow.runtime.ownership import OVERFETCH, Owned, Owns, everything, unpartitioned
 from leadflow.runtime.persons import persons_of
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit, TouchpointIdentified
 from schemas.leads import LeadUpdated, Stage, Verdict
@@ -54,7 +54,7 @@ class LeadService:
                  timer_interval_s: float = 30.0) -> None:
         self.repo = repo
         self.owns: Owns = everything  # the timer's persons; one worker of several: its partitions' (bootstrap)
-        self.owned: Owned = none_assigned  # ... and those partitions (bootstrap)
+        self.owned: Owned = unpartitioned  # ... and those partitions (bootstrap)
         self.timeline = timeline
         self.velocity = velocity
         self.bad_phones = bad_phones

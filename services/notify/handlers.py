@@ -19,7 +19,7 @@ from leadflow.runtime import metrics
 from leadflow.runtime.agenda import Entry
 from leadflow.runtime.leases import MAX_RESOLVES, LeaseTimeout, PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
-from leadflow.runtime.ownership import OVERFETCH, Owned, Owns, everything, none_assigned
+from leadflow.runtime.ownership import OVERFETCH, Owned, Owns, everything, unpartitioned
 from leadflow.runtime.persons import persons_of
 from leadflow.sdk import EventProducer
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
@@ -82,7 +82,7 @@ class NotifyService:
     ) -> None:
         self.repo = repo
         self.owns: Owns = everything  # the timer's persons; one worker of several: its partitions' (bootstrap)
-        self.owned: Owned = none_assigned  # ... and those partitions (bootstrap)
+        self.owned: Owned = unpartitioned  # ... and those partitions (bootstrap)
         self.outbox = outbox
         self.policies = policies or NotifyPolicyBook()
         self.channels = channels if channels is not None else {}

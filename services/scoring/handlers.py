@@ -17,7 +17,7 @@ from leadflow.runtime import metrics
 from leadflow.runtime.agenda import Entry
 from leadflow.runtime.leases import PersonGuard, PersonLeases
 from leadflow.runtime.messages import Handled, Outgoing
-from leadflow.runtime.ownership import OVERFETCH, Owned, Owns, everything, none_assigned
+from leadflow.runtime.ownership import OVERFETCH, Owned, Owns, everything, unpartitioned
 from leadflow.runtime.persons import persons_of
 from schemas.identity import PersonErased, PersonsMerged, PersonSplit
 from schemas.leads import LeadSnapshot, LeadUpdated, Trigger
@@ -44,7 +44,7 @@ class ScoringService:
         self.repo = repo
         self.models = models
         self.owns: Owns = everything  # the timer's persons; one worker of several: its partitions' (bootstrap)
-        self.owned: Owned = none_assigned  # ... and those partitions (bootstrap)
+        self.owned: Owned = unpartitioned  # ... and those partitions (bootstrap)
         self.rules = rules
         self.timer_batch = timer_batch
         self.timer_interval_s = timer_interval_s

@@ -15,6 +15,7 @@ from schemas.tasks import Outcome, TaskOutcomeRecorded
 from schemas.topics import SCORES_CHANGES, TASKS_OUTCOMES, dead_letter_topic
 from schemas.touchpoints import EventType
 from leadflow.runtime.agenda import Entry
+from services.scoring.adapters.repository import RescoreReplaced
 from services.scoring.bootstrap import make_service
 from services.scoring.domain.rules import RuleBook, builtin, parse_rules
 from tests.integration.store_kit import by_id_only, watched
@@ -250,7 +251,7 @@ async def test_a_rescore_request_writes_no_score_and_reaches_a_person_whose_entr
         await service.on_lead_updated(change("form", 1, EventType.FORM_SUBMITTED, T0))
         before = await service.get(TENANT, "form")
         await service.on_timer(T0 + timedelta(seconds=30))  # this process's first sweep
-        clock.at = T0 + timedelta(minutes=1)
+        clock.at = at = T0 + timedelta(minutes=1)
         commands.clear()
         assert await service.request_rescore(TENANT, "r1") == 1
         # The workers are the only writers of scores: a score saved while the request is made is never lost.
@@ -258,13 +259,42 @@ async def test_a_rescore_request_writes_no_score_and_reaches_a_person_whose_entr
         assert await service.rescore_progress(TENANT, "r1") == (1, 0)
         # The timer had read the person before the request (due at `before`'s re-score time) and settles
         # the entry after it: the entry is later than the person's turn now.
-        await service.repo.agenda.settle(Entry(TENANT, "form", T0), before["rescore_at"], clock.at)
-        await service.on_timer(T0 + timedelta(minutes=2))  # answers the request with a sweep
+        await service.repo.agenda.settle(Entry(TENANT, "form", T0), before["rescore_at"], at)
+        await service.on_timer(at)  # answers the request with a sweep; re-scores at the request's very time
         assert await service.rescore_progress(TENANT, "r1") == (0, 0)  # same rules: re-scored, nothing to tell
         after = await service.get(TENANT, "form")
-        assert (after["rescored_for"], after["version"]) == ("r1", before["version"] + 1)
-        assert not scores(await service.on_timer(T0 + timedelta(minutes=3)))
+        assert (after["rescored_for"], after["scored_at"], after["version"]) == ("r1", at, before["version"] + 1)
+        await service.on_timer(at)
         assert (await service.get(TENANT, "form"))["version"] == after["version"]  # once per request
+
+
+async def test_a_sweep_that_answers_a_request_from_its_future_brings_the_persons_turn_forward(db):
+    clock = Clock(T0)
+    service = await scoring(db, clock)
+    await service.on_lead_updated(change("form", 1, EventType.FORM_SUBMITTED, T0))
+    await service.on_timer(T0 + timedelta(seconds=30))
+    clock.at = T0 + timedelta(minutes=1)  # the CLI's clock, ahead of the run that sees its request
+    await service.request_rescore(TENANT, "r1")
+    await service.on_timer(T0 + timedelta(seconds=40))  # sweeps for the request: too early to re-score
+    assert await service.rescore_progress(TENANT, "r1") == (1, 0)
+    await service.on_timer(T0 + timedelta(minutes=1, seconds=10))  # the person's decay is hours away
+    assert await service.rescore_progress(TENANT, "r1") == (0, 0)
+
+
+async def test_a_later_request_replaces_an_earlier_one(db):
+    clock = Clock(T0)
+    service = await scoring(db, clock)
+    await service.on_lead_updated(change("form", 1, EventType.FORM_SUBMITTED, T0))
+    clock.at = T0 + timedelta(minutes=1)
+    await service.request_rescore(TENANT, "r1")
+    clock.at = T0 + timedelta(minutes=2)
+    await service.request_rescore(TENANT, "r2")
+    with pytest.raises(RescoreReplaced) as replaced:
+        await service.rescore_progress(TENANT, "r1")
+    assert replaced.value.by == "r2"
+    await service.on_timer(T0 + timedelta(minutes=3))
+    assert await service.rescore_progress(TENANT, "r2") == (0, 0)
+    assert (await service.get(TENANT, "form"))["rescored_for"] == "r2"
 
 
 async def test_the_explanation_and_the_last_change_are_stored_as_text_and_read_as_structures(db):

@@ -58,6 +58,14 @@ class Rescore:
     at: datetime
 
 
+class RescoreReplaced(Exception):
+    """A later rescore request of the tenant replaced the one asked about (its id, or None if gone)."""
+
+    def __init__(self, by: str | None) -> None:
+        super().__init__(f"replaced by rescore request {by}")
+        self.by = by
+
+
 def waits_for(doc: dict[str, Any], request: Rescore | None) -> bool:
     """Whether the person is still to be re-scored for the request. A score made at the request's very
     time counts as before it (clocks tick in milliseconds); `rescored_for` keeps it to once."""
@@ -150,12 +158,13 @@ class ScoreRepository:
         return {doc["_id"]: Rescore(doc["request_id"], doc["at"]) async for doc in self.rescores.find({})}
 
     async def rescore_progress(self, tenant_id: str, request_id: str) -> tuple[int, int]:
-        """(persons still waiting for the request, changes it emitted so far)."""
+        """(persons still waiting for the request, changes it emitted so far). `RescoreReplaced` once a
+        later request of the tenant took over (it re-scores the same persons, and those scored since)."""
         request = await self.rescore_request(tenant_id)
-        waiting = 0
-        if request is not None and request.request_id == request_id:  # else a later request took over
-            waiting = await self.scores.count_documents({"tenant_id": tenant_id, "scored_at": {"$lte": request.at},
-                                                         "rescored_for": {"$ne": request_id}, **_LIVE})
+        if request is None or request.request_id != request_id:
+            raise RescoreReplaced(request.request_id if request else None)
+        waiting = await self.scores.count_documents({"tenant_id": tenant_id, "scored_at": {"$lte": request.at},
+                                                     "rescored_for": {"$ne": request_id}, **_LIVE})
         changed = await self.scores.count_documents({"tenant_id": tenant_id, "last_source": f"rescore\x1f{request_id}"})
         return waiting, changed
 
