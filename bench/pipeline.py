@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pymongo import AsyncMongoClient
 
 from bench import machine
@@ -45,31 +47,34 @@ class TimedSink(KafkaSink):
         super().send(event)
 
 
+def samples(config: StackConfig, workers) -> Iterator[Sample]:
+    """Every sample the workers' /metrics show now."""
+    for worker in workers:
+        text = httpx.get(f"http://127.0.0.1:{config.worker_ports[worker]}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            yield from family.samples
+
+
 def counters(config: StackConfig) -> dict[str, float]:
-    """Records consumed by leads and notify, and produced by scoring, from the workers' /metrics."""
+    """Records consumed by leads and notify, and produced by scoring."""
     wanted = {
-        "leads": 'leadflow_events_consumed_total{service="leads",topic="touchpoints.identified"}',
-        "scored": 'leadflow_events_produced_total{service="scoring",topic="scores.changes"}',
-        "notified": 'leadflow_events_consumed_total{service="notify",topic="scores.changes"}',
+        ("leadflow_events_consumed_total", "leads", "touchpoints.identified"): "leads",
+        ("leadflow_events_produced_total", "scoring", "scores.changes"): "scored",
+        ("leadflow_events_consumed_total", "notify", "scores.changes"): "notified",
     }
-    found = dict.fromkeys(wanted, 0.0)
-    for service in ("leads", "scoring", "notify"):
-        text = httpx.get(f"http://127.0.0.1:{config.worker_ports[service]}/metrics", timeout=5).text
-        for line in text.splitlines():
-            for name, series in wanted.items():
-                if line.startswith(series + " "):
-                    found[name] = float(line.split()[-1])
+    found = dict.fromkeys(wanted.values(), 0.0)
+    for sample in samples(config, ("leads", "scoring", "notify")):
+        if (name := wanted.get((sample.name, sample.labels.get("service"), sample.labels.get("topic")))) is not None:
+            found[name] = sample.value
     return found
 
 
 def store_commands(config: StackConfig) -> Counter[str]:
-    """Store commands sent so far, per service, summed over its workers' /metrics."""
+    """Store commands sent so far, per service, summed over its workers (start-up's `-setup` left out)."""
     sent: Counter[str] = Counter()
-    for port in config.worker_ports.values():
-        for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
-            if line.startswith("leadflow_store_seconds_count{") and (m := re.search(r'service="([^"]+)"', line)):
-                if not m.group(1).endswith("-setup"):  # start-up's collections and indexes
-                    sent[m.group(1)] += float(line.split()[-1])
+    for sample in samples(config, config.worker_ports):
+        if sample.name == "leadflow_store_seconds_count" and not sample.labels["service"].endswith("-setup"):
+            sent[sample.labels["service"]] += sample.value
     return sent
 
 

@@ -61,18 +61,15 @@ class PartitionOwnership:
         partitions = self._partitions or self._consumer.topic_partitions(self.topic)
         if not partitions:
             return False  # not in the group yet: nothing is ours
-        return partition_of(key, partitions) in self._owned()
+        return partition_of(key, partitions) in self.owned()
 
     def sole(self) -> bool:
         """Is every partition of `topic` assigned to this worker (so no other worker writes its persons)?
         False while it is not in the group yet, or cannot tell."""
         partitions = self._partitions or self._consumer.topic_partitions(self.topic)
-        return bool(partitions) and len(self._owned()) >= partitions
+        return bool(partitions) and len(self.owned()) >= partitions
 
     def owned(self) -> frozenset[int]:
         """The partitions assigned to this worker now: a timer sweeps its agenda when it gains one
         (`Agenda.sweep_needed`), since the worker that had it may have died mid-run."""
-        return frozenset(self._owned())
-
-    def _owned(self) -> set[int]:
-        return {tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic}
+        return frozenset(tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic)
