@@ -18,7 +18,7 @@ collection is read twice a day instead of 2,880 times.
 An entry may be stale: its document moved its due time, was merged away or erased. The timer reads
 the document by `_id`, acts only on what the document says and then `settle`s the entry. Entries are
 written before the document they schedule, so a crash between the two leaves an early entry, never a
-missing one. An early entry costs the timer one read; a late one would be a missed deadline. So a
+missing one (except the push outbox's: its timer takes no lease, see `services/notify/adapters/pushes.py`). An early entry costs the timer one read; a late one would be a missed deadline. So a
 sweep also brings forward an entry that is later than what it read of the document: a timer may
 have settled the entry from what it read just before a change that made the document due sooner (a
 tenant's rescore request, which every timer process answers with a sweep of its own after its own
@@ -39,6 +39,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from leadflow.runtime.ownership import Held
 from leadflow.runtime.store import ensure_collections, insert_all_once
 
 # Markers: no tenant id starts with NUL, and they have no due_at, so `due` never returns them. Apart,
@@ -75,8 +76,8 @@ class Agenda:
         self._swept_here = False  # this process has not swept yet
         self._request_seen: str | None = None  # the request token the sweep under way answers
         self._request_answered: str | None = None  # ... and the one this process's last sweep answered
-        self._owned_seen: frozenset[int] = frozenset()  # the worker's partitions the sweep under way covers
-        self._owned_swept: frozenset[int] = frozenset()  # ... and those it has held since its last sweep
+        self._gains_seen = 0  # the worker's partition gains the sweep under way covers
+        self._gains_swept = 0  # ... and those its last sweep covered
 
     async def ensure_indexes(self) -> None:
         await ensure_collections(self.collection)
@@ -134,24 +135,23 @@ class Agenda:
         await self.collection.delete_many({"tenant_id": tenant_id, "person": {"$in": persons}})
 
     # ---- the sweep -------------------------------------------------------------------------------
-    async def sweep_needed(self, now: datetime, owned: frozenset[int] | None = None) -> bool:
+    async def sweep_needed(self, now: datetime, held: Held | None = None) -> bool:
         """Whether this timer run sweeps: the first run of each process (its policies may have changed, or
         it is the first with an agenda), then every half horizon, after a `sweep_soon` that this process
         has not answered yet (each process answers every request itself, after its own settles that may
-        have read a document before the request's write), and when the worker gained a partition
-        (`owned`: the worker that had it may have died between such a read and its settle). A worker
-        that has no partition yet (`owned` empty; None: not partitioned, a process alone) acts on
-        nothing and waits for them, so that starting up costs one sweep, not two."""
-        if owned is not None and not owned:
+        have read a document before the request's write), and when the worker gained a partition since
+        its last sweep (`held`: the worker that had it may have died between such a read and its settle).
+        A worker that holds no partition yet (None: not partitioned, a process alone) acts on nothing and
+        waits for them, so that starting up costs one sweep, not two."""
+        if held is not None and not held.partitions:
             return False
-        owned = owned or frozenset()
         marker = await self.collection.find_one({"_id": SWEEP_ID}) or {}
         request = await self.collection.find_one({"_id": REQUEST_ID}) or {}
         self._request_seen = request.get("token")
-        self._owned_seen, self._owned_swept = owned, self._owned_swept & owned  # one lost and won back: gained
+        self._gains_seen = held.gains if held is not None else 0
         swept_at = marker.get("swept_at")
         return (not self._swept_here or swept_at is None or not (now - self.horizon / 2 < swept_at <= now)
-                or self._request_seen != self._request_answered or not owned <= self._owned_swept)
+                or self._request_seen != self._request_answered or self._gains_seen != self._gains_swept)
 
     async def swept(self, due: Iterable[tuple[str, str, datetime] | tuple[str, str, datetime, str]], now: datetime) -> int:
         """Enter what a sweep found due up to `now` + horizon, (tenant, key, due[, person]) each, then note
@@ -174,7 +174,7 @@ class Agenda:
                     await self.collection.update_one({"_id": entry["_id"]}, {"$min": {"due_at": min(hit[2], now)}})
                     entered += 1
         await self._update_doc(SWEEP_ID, {"$set": {"swept_at": now}})
-        self._swept_here, self._request_answered, self._owned_swept = True, self._request_seen, self._owned_seen
+        self._swept_here, self._request_answered, self._gains_swept = True, self._request_seen, self._gains_seen
         return entered
 
     async def sweep_soon(self) -> None:

@@ -124,7 +124,9 @@ class Channels:
         whether it has them all (`sole`: no other worker writes its persons)."""
         topic = spec.qualified(self.prefix)
         count = partition_count(self.bootstrap, topic) if self.bootstrap else None
-        return PartitionOwnership(self.app.consumer, topic, count)
+        ownership = PartitionOwnership(self.app.consumer, topic, count)
+        self.app.on_partitions_assigned.connect(ownership.assigned)
+        return ownership
 
     def every(self, seconds: float, handle: Callable[[], Awaitable[Handled]], *, name: str) -> None:
         """Run `handle` every `seconds` and emit what it returns. A failed run is logged and counted;

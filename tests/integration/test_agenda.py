@@ -5,9 +5,11 @@ with a duplicate key)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from leadflow.runtime.agenda import HORIZON, Agenda, Entry
+from leadflow.runtime.ownership import PartitionOwnership
 
 NOW = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
@@ -118,14 +120,51 @@ async def test_every_process_answers_a_sweep_request_and_a_request_made_mid_swee
 
 
 async def test_a_worker_sweeps_when_it_gains_a_partition_not_when_it_loses_one(db):
-    agenda = await agenda_of(db)
-    assert not await agenda.sweep_needed(NOW, frozenset())  # not in its group yet: it waits for partitions
-    assert await agenda.sweep_needed(NOW, frozenset({0, 1}))
+    agenda, consumer = await agenda_of(db), Assignment()
+    held = PartitionOwnership(consumer, "scores.changes", 8)
+
+    def rebalance(*partitions: int) -> None:  # the broker's assignment, then Faust's signal of it
+        consumer.partitions = set(partitions)
+        held.assigned(None, {TP("scores.changes", p) for p in partitions} | {TP("other", 5)})
+
+    assert not await agenda.sweep_needed(NOW, held.owned())  # not in its group yet: it waits for partitions
+    rebalance(0, 1)
+    assert await agenda.sweep_needed(NOW, held.owned())
     await agenda.swept([], NOW)
-    assert not await agenda.sweep_needed(NOW, frozenset({0, 1}))
-    assert not await agenda.sweep_needed(NOW, frozenset({0}))  # a rebalance took partition 1
+    assert not await agenda.sweep_needed(NOW, held.owned())
+    rebalance(0)  # a rebalance took partition 1
+    assert not await agenda.sweep_needed(NOW, held.owned())
     # Partition 1 comes back: its worker meanwhile may have died between a read and a settle.
-    assert await agenda.sweep_needed(NOW, frozenset({0, 1}))
+    rebalance(0, 1)
+    assert await agenda.sweep_needed(NOW, held.owned())
     await agenda.swept([], NOW)
-    assert not await agenda.sweep_needed(NOW, frozenset({0, 1}))
-    assert await agenda.sweep_needed(NOW, frozenset({0, 1, 2}))  # a worker of two left: its partitions
+    assert not await agenda.sweep_needed(NOW, held.owned())
+    # Lost and won back between two timer runs: the timer never sees it gone, the rebalances count it.
+    rebalance(0)
+    rebalance(0, 1)
+    assert await agenda.sweep_needed(NOW, held.owned())
+    await agenda.swept([], NOW)
+    # The consumer may show a rebalance's partitions before the signal comes: a gain all the same, once.
+    consumer.partitions = {0, 1, 2}  # a worker of two left: its partitions
+    assert await agenda.sweep_needed(NOW, held.owned())
+    await agenda.swept([], NOW)
+    rebalance(0, 1, 2)
+    assert not await agenda.sweep_needed(NOW, held.owned())
+
+
+@dataclass(frozen=True)
+class TP:
+    topic: str
+    partition: int
+
+
+@dataclass
+class Assignment:
+    """The consumer's side of `PartitionOwnership`: what the broker assigned, as the timer reads it."""
+    partitions: set[int] = field(default_factory=set)
+
+    def topic_partitions(self, topic: str) -> int:
+        return 8
+
+    def assignment(self) -> set[TP]:
+        return {TP("scores.changes", p) for p in self.partitions}

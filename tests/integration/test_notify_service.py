@@ -528,3 +528,32 @@ async def test_the_api_and_the_worker_changing_one_consultant_at_once_lose_nothi
             mine_open, mine_closed, mine_closed), consultant
     for task in first:
         assert (await worker.repo.task(TENANT, task.task_id))["status"] != "open"
+
+
+async def test_a_push_is_stored_before_its_agenda_entry_and_a_retried_enqueue_still_enters_it(db):
+    """The delivery timer takes no lease: an entry it read before its push existed would be dropped as a
+    push that is gone. So the push comes first, and a retry after a failure between the two writes (the
+    push stored, its entry not) enters it all the same."""
+    from services.notify.adapters.pushes import PushOutbox
+    from services.notify.domain.delivery import Push
+
+    outbox = PushOutbox(db)
+    await outbox.ensure_indexes()
+    outbox.agenda.clock = lambda: T0
+    await outbox.due(T0, 10)  # the process's first run sweeps: nothing yet
+    push = Push.of(tenant_id=TENANT, task_id="task-1", task_version=1, channel="inbox", recipient="c1",
+                   title="新线索", body="李**")
+    entered = []
+    schedule = outbox.agenda.schedule
+
+    async def noting(tenant_id, key, due, **kw):
+        entered.append(await outbox.pushes.count_documents({"_id": key}))  # is the push there yet?
+        await schedule(tenant_id, key, due, **kw)
+
+    outbox.agenda.schedule = noting
+    assert await outbox.enqueue(push, "c1", T0)
+    assert entered == [1]
+    await outbox.agenda.drop(TENANT, push.push_id)  # as if the worker failed between the two writes
+    assert await outbox.due(T0, 10) == []
+    assert not await outbox.enqueue(push, "c1", T0)  # the retry: the push is there, its entry comes back
+    assert [d["_id"] for d in await outbox.due(T0, 10)] == [push.push_id]

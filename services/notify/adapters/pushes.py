@@ -38,18 +38,26 @@ class PushOutbox:
         await self.inbox.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("at", DESCENDING)])
 
     async def enqueue(self, push: Push, consultant_id: str | None, now: datetime) -> bool:
-        await self.agenda.schedule(push.tenant_id, push.push_id, now)
-        return await insert_once(self.pushes, {
+        """Queue the push, then enter it in the agenda, against the agenda's rule of entry first: the
+        delivery timer takes no lease, and one reading an entry before its push is stored would drop the
+        entry as a push that is gone. A crash between the two writes restarts the process, whose first
+        timer run sweeps (`Agenda.sweep_needed`); a retry writes the entry even when the push exists."""
+        queued = await insert_once(self.pushes, {
             "_id": push.push_id, "tenant_id": push.tenant_id, "task_id": push.task_id, "task_version": push.task_version,
             "channel": push.channel, "recipient": push.recipient, "consultant_id": consultant_id, "title": push.title,
             "body": push.body, "url": push.url, "payload": dict(push.payload), "status": DeliveryStatus.PENDING.value,
             "attempts": 0, "next_attempt_at": now, "created_at": now,
         })
+        await self.agenda.schedule(push.tenant_id, push.push_id, now)
+        return queued
 
     async def due(self, now: datetime, limit: int, owns: Owns = everything) -> list[dict[str, Any]]:
         """The pushes of this worker (`owns`, by push id) due to go out, from the agenda; entries of pushes
         no longer waiting are dropped, those deferred follow their push."""
-        if await self.agenda.sweep_needed(now):  # pushes queued before the agenda existed; then twice a day
+        # Pushes queued before the agenda existed, or by a process that died before their entry; then twice
+        # a day. Not on a partition gain: only `enqueue` makes a push due sooner, and it writes the entry
+        # after the push, so no timer's settle from an older read can leave an entry late.
+        if await self.agenda.sweep_needed(now):
             cursor = self.pushes.find({"status": {"$in": WAITING}}, {"tenant_id": 1, "next_attempt_at": 1})
             await self.agenda.swept([(d["tenant_id"], d["_id"], d["next_attempt_at"]) async for d in cursor], now)
         due = []
