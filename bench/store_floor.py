@@ -4,17 +4,19 @@ get out of it on this machine, whatever leadflow's own code does.
 Each of the four services must at least read the state it keeps for the touchpoint's person and write
 it back (identity its link, leads the lead, scoring the score, notify the person's slot), and notify
 stores a task for some touchpoints (one in five here, about the pipeline's share). This bench runs
-exactly that, with four concurrent clients like the four workers, in three shapes:
+exactly that, with one or more concurrent clients per service (`--clients`: a worker awaits one
+command at a time; several show what the store does when it is kept busy), in three shapes:
 
 - per record: a `find_one` and a `replace_one` by `_id` for each touchpoint (what the workers do, minus
   everything else they do);
 - batched: the same reads one by one (FerretDB v1 pushes no `$in` down: a batched read is a scan), the
-  writes as one `bulk_write` per 20 touchpoints, the tasks as one `insert_many` per 100;
-- append only: no reads, each service's changes inserted 100 at a time (a design whose state lives
-  elsewhere, Kafka changelogs say, and whose store only receives history).
+  writes as `bulk_write`s of at most 20 statements, the tasks as one `insert_many` per 100;
+- append only: no reads and no per-person state in the store, each service's changes inserted 100 at
+  a time (a design whose state lives elsewhere, in Kafka changelogs say, at a cost this does not
+  measure, and whose store only receives history).
 
-It prints touchpoints per second and the store process's CPU per touchpoint (from /proc, when the
-store is the local stack's). Uses a scratch database of its own and drops it afterwards.
+It prints touchpoints per second, and the store process's CPU per touchpoint and the cores it used
+(from /proc, when the store is the local stack's): CPU per touchpoint is the firmer floor. Uses a scratch database of its own and drops it afterwards.
 Run: `make up` (or the test stack), then `.venv/bin/python -m bench.store_floor [--url ...]`.
 """
 
@@ -39,14 +41,15 @@ SERVICES = ("identity", "leads", "scoring", "notify")
 BATCH = 100
 # FerretDB v1.24 holds a SQLite connection for each statement of an update command until the command
 # ends, out of a pool of 100 per database: updates holding 100 at once never return, and stop the
-# whole store (tests/unit/test_store_usage.py). Four clients of 50 each did. So 4 x 20, and room to read.
-BULK_UPDATES = 20
+# whole store (tests/unit/test_store_usage.py). Four clients of 50 each did. So at most 80 at once, and
+# room to read.
+HELD_AT_MOST = 80
 TASK_EVERY = 5
 
 Stage = Callable[[list[int]], Awaitable[None]]
 
 
-def per_record(db, doc: dict, service: str) -> Stage:
+def per_record(db, doc: dict, service: str, clients: int) -> Stage:
     state = db[service]
 
     async def stage(persons: list[int]) -> None:
@@ -58,23 +61,24 @@ def per_record(db, doc: dict, service: str) -> Stage:
     return stage
 
 
-def batched(db, doc: dict, service: str) -> Stage:
+def batched(db, doc: dict, service: str, clients: int) -> Stage:
     state = db[service]
+    bulk = max(1, HELD_AT_MOST // (len(SERVICES) * clients))
 
     async def stage(persons: list[int]) -> None:
         for start in range(0, len(persons), BATCH):
             chunk = persons[start:start + BATCH]
             for p in chunk:
                 await state.find_one({"_id": f"p{p}"})
-            replaces = [ReplaceOne({"_id": f"p{p}"}, doc) for p in dict.fromkeys(chunk)]
-            for part in range(0, len(replaces), BULK_UPDATES):
-                await state.bulk_write(replaces[part:part + BULK_UPDATES], ordered=False)
+            replaces = [ReplaceOne({"_id": f"p{p}"}, doc) for p in chunk]
+            for part in range(0, len(replaces), bulk):
+                await state.bulk_write(replaces[part:part + bulk], ordered=False)
             if service == "notify":
                 await db["tasks"].insert_many([{**doc, "one_id": f"p{p}"} for p in chunk[::TASK_EVERY]])
     return stage
 
 
-def append_only(db, doc: dict, service: str) -> Stage:
+def append_only(db, doc: dict, service: str, clients: int) -> Stage:
     history = db[f"{service}_history"]
 
     async def stage(persons: list[int]) -> None:
@@ -85,12 +89,17 @@ def append_only(db, doc: dict, service: str) -> Stage:
     return stage
 
 
-SHAPES: dict[str, Callable[[object, dict, str], Stage]] = {
+SHAPES: dict[str, Callable[[object, dict, str, int], Stage]] = {
     "per record": per_record, "batched by 100": batched, "append only, by 100": append_only,
 }
 
 
-async def run(url: str, events: int, persons: int, store_pid: int | None) -> None:
+def spread(stage: Stage, stream: list[int], clients: int) -> list[Awaitable[None]]:
+    """A service's share of the stream over `clients` concurrent clients (a worker's requests in flight)."""
+    return [stage(stream[i::clients]) for i in range(clients)]
+
+
+async def run(url: str, events: int, persons: int, clients_per_service: list[int], store_pid: int | None) -> None:
     client = AsyncMongoClient(url, retryWrites=False, socketTimeoutMS=60_000)  # a hung store fails the run
     db = client[f"bench_store_floor_{int(time.time())}"]
     doc = state_document(datetime.now(UTC))
@@ -103,15 +112,17 @@ async def run(url: str, events: int, persons: int, store_pid: int | None) -> Non
             index_ferretdb_ids(ROOT / "var" / "ferretdb")
         rng = random.Random(7)
         stream = [rng.randrange(persons) for _ in range(events)]
-        print(f"{'shape':24} {'touchpoints/s':>14} {'store CPU/touchpoint':>21}")
+        print(f"{'shape':24} {'clients':>8} {'touchpoints/s':>14} {'store CPU/touchpoint':>21} {'store cores':>12}")
         for name, shape in SHAPES.items():
-            cpu = cpu_seconds(store_pid) if store_pid else None
-            started = time.perf_counter()
-            await asyncio.gather(*(shape(db, doc, s)(stream) for s in SERVICES))
-            elapsed = time.perf_counter() - started
-            used = cpu_seconds(store_pid) - cpu if cpu is not None else None
-            per = f"{used / events * 1000:.2f} ms" if used is not None else "n/a"
-            print(f"{name:24} {events / elapsed:14.0f} {per:>21}")
+            for clients in clients_per_service:
+                cpu = cpu_seconds(store_pid) if store_pid else None
+                started = time.perf_counter()
+                await asyncio.gather(*(run for s in SERVICES for run in spread(shape(db, doc, s, clients), stream, clients)))
+                elapsed = time.perf_counter() - started
+                used = cpu_seconds(store_pid) - cpu if cpu is not None else None
+                per = f"{used / events * 1000:.2f} ms" if used is not None else "n/a"
+                cores = f"{used / elapsed:.2f}" if used is not None else "n/a"
+                print(f"{name:24} {clients * len(SERVICES):8} {events / elapsed:14.0f} {per:>21} {cores:>12}")
     finally:
         await client.drop_database(db.name)
         await client.close()
@@ -122,6 +133,7 @@ def main() -> int:
     parser.add_argument("--url", help="any MongoDB URL; by default the local stack's store (`make up`)")
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--persons", type=int, default=2000)
+    parser.add_argument("--clients", default="1,4", help="concurrent clients per service, comma-separated")
     args = parser.parse_args()
     config = StackConfig.from_env()
     # The local stack's store: its CPU and its SQLite files. Another URL: throughput only.
@@ -131,7 +143,8 @@ def main() -> int:
         return 2
     print(machine())
     print(f"{args.events} touchpoints over {args.persons} persons, four services at once")
-    asyncio.run(run(args.url or config.mongo_url, args.events, args.persons, store_pid))
+    asyncio.run(run(args.url or config.mongo_url, args.events, args.persons,
+                    [int(c) for c in args.clients.split(",")], store_pid))
     return 0
 
 

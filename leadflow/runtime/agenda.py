@@ -18,7 +18,7 @@ collection is read twice a day instead of 2,880 times.
 An entry may be stale: its document moved its due time, was merged away or erased. The timer reads
 the document by `_id`, acts only on what the document says and then `settle`s the entry. Entries are
 written before the document they schedule, so a crash between the two leaves an early entry, never a
-missing one (except the push outbox's: its timer takes no lease, see `services/notify/adapters/pushes.py`). An early entry costs the timer one read; a late one would be a missed deadline. So a
+missing one. An early entry costs the timer one read; a late one would be a missed deadline. So a
 sweep also brings forward an entry that is later than what it read of the document: a timer may
 have settled the entry from what it read just before a change that made the document due sooner (a
 tenant's rescore request, which every timer process answers with a sweep of its own after its own

@@ -76,6 +76,11 @@ class PartitionOwnership:
         """Faust's `on_partitions_assigned` signal, at every rebalance (connected by `Channels.ownership`)."""
         self._note(frozenset(tp.partition for tp in assigned if tp.topic == self.topic))
 
+    @property
+    def gains(self) -> int:
+        """How many times this worker has gained a partition of the topic (rebalances seen so far)."""
+        return self._gains
+
     def _note(self, partitions: frozenset[int]) -> None:
         if not partitions <= self._held:
             self._gains += 1

@@ -530,11 +530,11 @@ async def test_the_api_and_the_worker_changing_one_consultant_at_once_lose_nothi
         assert (await worker.repo.task(TENANT, task.task_id))["status"] != "open"
 
 
-async def test_a_push_is_stored_before_its_agenda_entry_and_a_retried_enqueue_still_enters_it(db):
-    """The delivery timer takes no lease: an entry it read before its push existed would be dropped as a
-    push that is gone. So the push comes first, and a retry after a failure between the two writes (the
-    push stored, its entry not) enters it all the same."""
-    from services.notify.adapters.pushes import PushOutbox
+async def test_the_delivery_timer_waits_a_minute_for_the_push_of_an_entry_before_dropping_it(db):
+    """The delivery timer takes no lease: it may read an entry that `enqueue` has written and the push
+    that `enqueue` writes next not yet. Dropping the entry then would leave the push unsent until the
+    next sweep, half a day later."""
+    from services.notify.adapters.pushes import QUEUEING, PushOutbox
     from services.notify.domain.delivery import Push
 
     outbox = PushOutbox(db)
@@ -543,17 +543,15 @@ async def test_a_push_is_stored_before_its_agenda_entry_and_a_retried_enqueue_st
     await outbox.due(T0, 10)  # the process's first run sweeps: nothing yet
     push = Push.of(tenant_id=TENANT, task_id="task-1", task_version=1, channel="inbox", recipient="c1",
                    title="新线索", body="李**")
-    entered = []
-    schedule = outbox.agenda.schedule
-
-    async def noting(tenant_id, key, due, **kw):
-        entered.append(await outbox.pushes.count_documents({"_id": key}))  # is the push there yet?
-        await schedule(tenant_id, key, due, **kw)
-
-    outbox.agenda.schedule = noting
-    assert await outbox.enqueue(push, "c1", T0)
-    assert entered == [1]
-    await outbox.agenda.drop(TENANT, push.push_id)  # as if the worker failed between the two writes
-    assert await outbox.due(T0, 10) == []
-    assert not await outbox.enqueue(push, "c1", T0)  # the retry: the push is there, its entry comes back
-    assert [d["_id"] for d in await outbox.due(T0, 10)] == [push.push_id]
+    await outbox.agenda.schedule(TENANT, push.push_id, T0)  # enqueue's first write ...
+    assert await outbox.due(T0 + timedelta(seconds=2), 10) == []  # ... read by the timer before its second
+    assert [e.key for e in await outbox.agenda.due(T0 + timedelta(seconds=2), 10)] == [push.push_id]
+    assert await outbox.enqueue(push, "c1", T0)  # the push (the entry is written again: it stays at T0)
+    assert [d["_id"] for d in await outbox.due(T0 + timedelta(seconds=4), 10)] == [push.push_id]
+    # An entry whose push never came (its worker died between the two writes) goes after the minute.
+    await outbox.agenda.schedule(TENANT, "gone", T0)
+    waited, past = T0 + QUEUEING - timedelta(seconds=1), T0 + QUEUEING + timedelta(seconds=1)
+    await outbox.due(waited, 10)
+    assert "gone" in [e.key for e in await outbox.agenda.due(waited, 10)]
+    await outbox.due(past, 10)
+    assert "gone" not in [e.key for e in await outbox.agenda.due(past, 10)]

@@ -53,3 +53,22 @@ def test_two_workers_own_every_key_exactly_once_and_none_before_joining():
     assert all(first(k) == follower(k) for k in keys)
     unjoined = PartitionOwnership(Consumer(set(), partitions=None), "scores.changes").owns
     assert not any(unjoined(k) for k in keys)
+
+
+async def test_the_worker_wiring_counts_every_rebalance_faust_signals():
+    """`Channels.ownership` listens to Faust's own signal, called as Faust calls it (the app as sender,
+    then `signal=`): a receiver that raised there would crash the worker at every rebalance."""
+    import faust
+    from faust.types import TP as FaustTP
+
+    from leadflow.runtime.worker import Channels
+    from schemas.topics import SCORES_CHANGES
+
+    app = faust.App("it-ownership", broker="kafka://127.0.0.1:1")
+    ownership = Channels(app, "notify", "p.").ownership(SCORES_CHANGES)
+    topic = SCORES_CHANGES.qualified("p.")
+    await app.on_partitions_assigned.send({FaustTP(topic, 3), FaustTP("p.other", 1)})
+    first = ownership.gains
+    await app.on_partitions_assigned.send({FaustTP("p.other", 1)})
+    await app.on_partitions_assigned.send({FaustTP(topic, 3)})
+    assert (first, ownership.gains) == (1, 2)

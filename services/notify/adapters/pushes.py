@@ -10,7 +10,7 @@ id, so the webhook and e-mail can drop a duplicate of their own)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -22,6 +22,7 @@ from leadflow.runtime.store import ensure_collections, find_owned, insert_once
 from services.notify.domain.delivery import Delivery, DeliveryStatus, Push
 
 SENDING = "sending"
+QUEUEING = timedelta(minutes=1)  # how long an entry may wait for the push `enqueue` writes after it
 WAITING = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value)
 
 
@@ -38,25 +39,19 @@ class PushOutbox:
         await self.inbox.create_index([("tenant_id", ASCENDING), ("consultant_id", ASCENDING), ("at", DESCENDING)])
 
     async def enqueue(self, push: Push, consultant_id: str | None, now: datetime) -> bool:
-        """Queue the push, then enter it in the agenda, against the agenda's rule of entry first: the
-        delivery timer takes no lease, and one reading an entry before its push is stored would drop the
-        entry as a push that is gone. A crash between the two writes restarts the process, whose first
-        timer run sweeps (`Agenda.sweep_needed`); a retry writes the entry even when the push exists."""
-        queued = await insert_once(self.pushes, {
+        await self.agenda.schedule(push.tenant_id, push.push_id, now)
+        return await insert_once(self.pushes, {
             "_id": push.push_id, "tenant_id": push.tenant_id, "task_id": push.task_id, "task_version": push.task_version,
             "channel": push.channel, "recipient": push.recipient, "consultant_id": consultant_id, "title": push.title,
             "body": push.body, "url": push.url, "payload": dict(push.payload), "status": DeliveryStatus.PENDING.value,
             "attempts": 0, "next_attempt_at": now, "created_at": now,
         })
-        await self.agenda.schedule(push.tenant_id, push.push_id, now)
-        return queued
 
     async def due(self, now: datetime, limit: int, owns: Owns = everything) -> list[dict[str, Any]]:
         """The pushes of this worker (`owns`, by push id) due to go out, from the agenda; entries of pushes
         no longer waiting are dropped, those deferred follow their push."""
-        # Pushes queued before the agenda existed, or by a process that died before their entry; then twice
-        # a day. Not on a partition gain: only `enqueue` makes a push due sooner, and it writes the entry
-        # after the push, so no timer's settle from an older read can leave an entry late.
+        # Pushes queued before the agenda existed; then twice a day. Not on a partition gain: only `enqueue`
+        # makes a push due sooner, and it writes the entry first.
         if await self.agenda.sweep_needed(now):
             cursor = self.pushes.find({"status": {"$in": WAITING}}, {"tenant_id": 1, "next_attempt_at": 1})
             await self.agenda.swept([(d["tenant_id"], d["_id"], d["next_attempt_at"]) async for d in cursor], now)
@@ -67,6 +62,10 @@ class PushOutbox:
             doc = await find_owned(self.pushes, entry.tenant_id, entry.key)
             if doc is not None and doc["status"] in WAITING and doc["next_attempt_at"] <= now:
                 due.append(doc)
+            elif doc is None and entry.due_at > now - QUEUEING:
+                # Its `enqueue` may be between the entry and the push (this timer takes no lease): look
+                # again next run. An entry whose push never came goes once that is past.
+                continue
             else:
                 waiting = doc is not None and doc["status"] in WAITING
                 await self.agenda.settle(entry, doc["next_attempt_at"] if waiting else None, now)
