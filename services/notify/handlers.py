@@ -48,6 +48,9 @@ CONVERTING_OUTCOMES = frozenset({Outcome.WON, Outcome.ORDERED})
 log = logging.getLogger(__name__)
 LEASES = "task_leases"  # the persons' leases while several workers run (`PersonGuard`)
 
+# On a task: the consultants a timer's change (a missed deadline's escalation or reassignment) still owes
+# pushes to, written with the change and struck off once they are queued (`_announce_owed`).
+OWED = "pushes_owed_to"
 GAUGE_EVERY = 10  # timer runs between two counts of open tasks (a scan of the open tasks)
 ACKNOWLEDGED = frozenset({"new_valid_lead"})  # the customer hears back at once only for a lead we trust
 
@@ -334,6 +337,7 @@ class NotifyService:
                         await self._moved(entry, task, now)  # a merge gave it to another person since
                         continue
                     policy = self.policies.for_tenant(entry.tenant_id)
+                    await self._announce_owed(policy, task, now)  # an earlier run's, cut short
                     if task is not None and is_overdue(task, now):
                         await self._breached(task, now)
                         task = await self.repo.task(entry.tenant_id, entry.key)
@@ -430,19 +434,29 @@ class NotifyService:
                     "consultant_id": assignment.consultant_id, "routing_rule": assignment.rule,
                     "routing_why": assignment.why, "due_at": deadline, "assigned_at": now, "updated_at": now,
                     "previous_consultant_id": current, "version": task.get("version", 1) + 1,
+                    OWED: [assignment.consultant_id, *managers],
                 }, push={"escalations": escalation, "assignments": {
                     "consultant_id": assignment.consultant_id, "rule": assignment.rule, "why": assignment.why,
                     "at": now, "cause": "sla_breach"}})
                 await self._count(tenant, current, opened=-1)
                 await self._count(tenant, assignment.consultant_id, opened=+1, assigned_on=today)
                 metrics.TASKS_REASSIGNED.labels(tenant, "sla_breach").inc()
-                moved = await self.repo.task(tenant, task["_id"])
-                await self.pusher.announce(policy, moved, [assignment.consultant_id, *managers], now)
+                await self._announce_owed(policy, await self.repo.task(tenant, task["_id"]), now)
                 return
         await self.repo.update_task(task["_id"], {"breached_at": now, "escalated_to": managers, "updated_at": now,
-                                                  "version": task.get("version", 1) + 1},
+                                                  "version": task.get("version", 1) + 1, OWED: managers},
                                     push={"escalations": escalation})
-        await self.pusher.announce(policy, await self.repo.task(tenant, task["_id"]), managers, now)
+        await self._announce_owed(policy, await self.repo.task(tenant, task["_id"]), now)
+
+    async def _announce_owed(self, policy: NotifyPolicy, task: dict[str, Any] | None, now: datetime) -> None:
+        """Queue the pushes that a timer's change of the task owes (named on the task by the change's own
+        write), then strike them off. A run that fails in between leaves them named: the task's entry
+        was not settled, so the next run reads the task again and queues them (the push ids name the
+        version: none twice)."""
+        if task is None or task.get(OWED) is None:
+            return
+        await self.pusher.announce(policy, task, task[OWED], now)
+        await self.repo.unset_task_fields(task["_id"], OWED)
 
     async def _to_pool(self, task: dict[str, Any], now: datetime) -> None:
         tenant, current = task["tenant_id"], task["consultant_id"]

@@ -555,3 +555,38 @@ async def test_the_delivery_timer_waits_a_minute_for_the_push_of_an_entry_before
     assert "gone" in [e.key for e in await outbox.agenda.due(waited, 10)]
     await outbox.due(past, 10)
     assert "gone" not in [e.key for e in await outbox.agenda.due(past, 10)]
+
+
+async def test_a_timer_run_cut_short_after_a_missed_deadline_still_queues_its_pushes_on_the_next_run(db):
+    """The timer writes the escalation, then queues its pushes: a run that fails in between (here the
+    queueing itself, once) must leave the task owing them, and the next run queue them, once."""
+    clock = Clock(T0)
+    service = await notify_service(db, clock)
+    await service.outbox.ensure_indexes()
+    [task] = created(await service.on_score_changed(scored("p1", 1, Grade.H, None)))
+    announce = service.pusher.announce
+    failures = []
+
+    async def failing_once(*args, **kwargs):
+        if not failures:
+            failures.append(args)
+            raise ConnectionError("the store went away")  # a transient failure between the two writes
+        await announce(*args, **kwargs)
+
+    service.pusher.announce = failing_once
+    clock.at = T0 + timedelta(minutes=20)
+    with pytest.raises(ConnectionError):
+        await service.on_timer(clock.at)  # missed: reassigned, but its pushes were not queued
+    doc = await service.repo.task(TENANT, task.task_id)
+    assert doc["version"] == 2 and doc["pushes_owed_to"] == [doc["consultant_id"], "m1"]
+    version_2 = [p for p in await service.outbox.of_task(TENANT, task.task_id) if p["task_version"] == 2]
+    assert version_2 == []
+
+    await service.on_timer(clock.at + timedelta(seconds=30))  # the next run: not overdue any more
+    doc = await service.repo.task(TENANT, task.task_id)
+    assert "pushes_owed_to" not in doc and doc["version"] == 2
+    version_2 = [p for p in await service.outbox.of_task(TENANT, task.task_id) if p["task_version"] == 2]
+    assert sorted(p["consultant_id"] for p in version_2) == sorted([doc["consultant_id"], "m1"])
+    await service.on_timer(clock.at + timedelta(minutes=1))
+    again = [p for p in await service.outbox.of_task(TENANT, task.task_id) if p["task_version"] == 2]
+    assert len(again) == len(version_2)
