@@ -117,7 +117,7 @@ async def run(url: str, events: int, persons: int, clients_per_service: list[int
             for clients in clients_per_service:
                 cpu = cpu_seconds(store_pid) if store_pid else None
                 started = time.perf_counter()
-                await asyncio.gather(*(run for s in SERVICES for run in spread(shape(db, doc, s, clients), stream, clients)))
+                await asyncio.gather(*(client for s in SERVICES for client in spread(shape(db, doc, s, clients), stream, clients)))
                 elapsed = time.perf_counter() - started
                 used = cpu_seconds(store_pid) - cpu if cpu is not None else None
                 per = f"{used / events * 1000:.2f} ms" if used is not None else "n/a"

@@ -27,8 +27,9 @@ from schemas.tasks import Outcome, TaskCreated
 from schemas.topics import TASKS_OUTCOMES
 from schemas.touchpoints import EventType
 from services.notify.adapters.channels import EmailChannel, WebhookChannel
+from services.notify.adapters.pushes import QUEUEING, PushOutbox
 from services.notify.bootstrap import make_service
-from services.notify.domain.delivery import verify_signature
+from services.notify.domain.delivery import Push, verify_signature
 from services.notify.domain.policy import parse_policies
 from services.notify.handlers import ClaimRefused
 from tests.integration.store_kit import WRITES, by_id_only, watched
@@ -534,9 +535,6 @@ async def test_the_delivery_timer_waits_a_minute_for_the_push_of_an_entry_before
     """The delivery timer takes no lease: it may read an entry that `enqueue` has written and the push
     that `enqueue` writes next not yet. Dropping the entry then would leave the push unsent until the
     next sweep, half a day later."""
-    from services.notify.adapters.pushes import QUEUEING, PushOutbox
-    from services.notify.domain.delivery import Push
-
     outbox = PushOutbox(db)
     await outbox.ensure_indexes()
     outbox.agenda.clock = lambda: T0
