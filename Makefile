@@ -86,6 +86,8 @@ bench: setup
 	$(BIN)/python -m bench.matching_quality
 	$(BIN)/python -m bench.store_ops
 	$(BIN)/python -m bench.store_floor
+	$(BIN)/python -m bench.stateful_floor
+	$(BIN)/python -m bench.stateful_floor --take
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.identity_scale
 	$(BIN)/python -m bench.junk_detection
